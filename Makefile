@@ -1,0 +1,69 @@
+# metal-images: build, test and publish metal-stack OS images.
+# Every target is a thin call into the typed zx scripts under scripts/ (run with tsx).
+#   make debian            build + export + lint + VM-test the Debian 12 image
+#   make test              unit + integration suites (what CI runs)
+#   make help              everything else
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+OSES := $(sort $(patsubst %/image.yaml,%,$(wildcard */image.yaml)))
+NODE_STAMP := node_modules/.package-lock.json
+CLI := node --import tsx scripts/cli.ts
+
+export DRY_RUN FORCE DATE BASE SKIP_VM_TEST METAL_ACCEL METAL_DEBUG
+
+.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest bench check $(OSES)
+
+help:
+	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
+	@echo "          make <os> BASE=<variant>  (e.g. make firewall BASE=debian)"
+	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make bench OS=<os>"
+	@echo "Publish:  make release [DRY_RUN=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
+	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
+
+# npm ci only when the lock file changed: everything else is installed by `scripts/cli.ts setup`.
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+setup: $(NODE_STAMP)
+	@$(CLI) setup
+
+$(OSES): $(NODE_STAMP)
+	@$(CLI) setup --quiet
+	@$(CLI) build $@ $(if $(BASE),--variant=$(BASE))
+
+all: $(NODE_STAMP)
+	@$(CLI) setup --quiet
+	@$(CLI) all
+
+export lint vmtest bench: $(NODE_STAMP)
+	@test -n "$(OS)" || { echo "error: OS is not set"; echo "  fix: make $@ OS=debian"; exit 2; }
+	@$(CLI) $@ $(OS) $(if $(BASE),--variant=$(BASE))
+
+release: $(NODE_STAMP)
+	@$(CLI) release
+
+promote: $(NODE_STAMP)
+	@$(CLI) promote $(DATE)
+
+downloads: $(NODE_STAMP)
+	@$(CLI) downloads $(PREFIX)
+
+check: $(NODE_STAMP)
+	@$(CLI) check
+
+test-unit: $(NODE_STAMP)
+	npx tsc --noEmit
+	node --import tsx node_modules/uvu/bin.js tests/unit '\.test\.ts$$'
+
+test-integration: $(NODE_STAMP)
+	@$(CLI) setup --quiet
+	node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'
+
+test: test-unit test-integration
+
+# Builds and boots every image that can be built here; slower than `make test`.
+test-slow: $(NODE_STAMP)
+	@$(CLI) setup --quiet
+	METAL_SLOW=1 node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'

@@ -1,0 +1,72 @@
+// Typed errors. Every failure the operator can act on is one of these; scripts/cli.ts turns them
+// into an exit code and a one-line message (stack traces only with --debug).
+
+export type ErrorKind = 'usage' | 'precondition' | 'tool' | 'interrupted';
+
+const EXIT: Record<ErrorKind, number> = { usage: 2, precondition: 3, tool: 1, interrupted: 130 };
+
+export class MetalError extends Error {
+  readonly kind: ErrorKind;
+  /** The command or action that fixes it, printed after the cause. */
+  readonly hint: string | undefined;
+  constructor(kind: ErrorKind, message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.kind = kind;
+    this.hint = hint;
+    this.name = new.target.name;
+  }
+  get exitCode(): number {
+    return EXIT[this.kind];
+  }
+}
+
+/** Bad arguments or input files: exit 2. */
+export class UsageError extends MetalError {
+  constructor(message: string, hint?: string) {
+    super('usage', message, hint);
+  }
+}
+
+/** A missing tool, daemon, credential, base image or disk space: exit 3. */
+export class PreconditionError extends MetalError {
+  constructor(message: string, hint?: string, options?: { cause?: unknown }) {
+    super('precondition', message, hint, options);
+  }
+}
+
+/** A command that ran and failed: exit 1. */
+export class ToolError extends MetalError {
+  readonly command: string;
+  readonly code: number | null;
+  readonly stderrTail: string;
+  constructor(command: string, code: number | null, signal: string | null, stderrTail: string, hint?: string) {
+    super('tool', `${command} ${describeExit(code, signal)}`, hint);
+    this.command = command;
+    this.code = code;
+    this.stderrTail = stderrTail;
+  }
+}
+
+export class InterruptedError extends MetalError {
+  constructor(signal: string) {
+    super('interrupted', `interrupted by ${signal}; partial artifacts were removed`, 're-run the same make target');
+  }
+}
+
+/** Human meaning of a process exit, e.g. "exited 127 (command not found)". */
+export function describeExit(code: number | null, signal: string | null): string {
+  if (signal) return `was killed by ${signal}`;
+  if (code === null) return 'did not exit';
+  const meaning: Record<number, string> = {
+    1: 'general error',
+    2: 'misuse or bad arguments',
+    125: 'docker itself failed',
+    126: 'not executable',
+    127: 'command not found',
+    130: 'interrupted (Ctrl-C)',
+    137: 'killed (SIGKILL, often out of memory)',
+    143: 'terminated (SIGTERM)',
+  };
+  const m = meaning[code];
+  return m ? `exited ${code} (${m})` : `exited ${code}`;
+}
