@@ -137,3 +137,22 @@ export function stream(argv: readonly string[], opts: { cwd?: string; env?: Node
 }
 
 export type { ProcessPromise };
+
+/**
+ * Start a daemon that outlives this process (dockerd, an S3 server): output to a log file,
+ * own process group, not waited for. Returns its pid.
+ */
+export async function spawnDetached(argv: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<number> {
+  const { openSync, closeSync } = await import('node:fs');
+  debug(`$ ${formatCommand(argv)} >${logFile} 2>&1 &`);
+  const fd = openSync(logFile, 'a');
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env: env ? { ...process.env, ...env } : process.env });
+  closeSync(fd);
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.once('error', (e: NodeJS.ErrnoException) => reject(new ToolError(formatCommand(argv), e.code === 'ENOENT' ? 127 : null, null, e.message)));
+    child.once('spawn', () => resolve(child.pid!));
+  });
+  child.unref();
+  return pid;
+}

@@ -1,0 +1,6 @@
+import type { Args } from '../cli.ts';
+import { ensureSetup } from '../steps/setup.ts';
+
+export async function main(args: Args): Promise<void> {
+  await ensureSetup({ quiet: Boolean(args.flags['quiet']) });
+}

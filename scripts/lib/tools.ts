@@ -1,0 +1,64 @@
+// Host tools the pipeline needs: Debian packages (installed by `make setup` with apt-get) and
+// pinned Go programs (built by `make setup` from scripts/tools/go.mod into .state/bin).
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { ROOT } from './config.ts';
+
+export interface AptTool {
+  /** Executable that proves the package is there. */
+  bin: string;
+  pkg: string;
+  why: string;
+}
+
+export const APT_TOOLS: readonly AptTool[] = [
+  { bin: 'dockerd', pkg: 'docker.io', why: 'builds images (the project starts dockerd itself)' },
+  { bin: 'mmdebstrap', pkg: 'mmdebstrap', why: 'bootstraps base images from the Debian mirror' },
+  { bin: 'lz4', pkg: 'lz4', why: 'LZ4 compression of the image tar' },
+  { bin: 'qemu-system-x86_64', pkg: 'qemu-system-x86', why: 'boots images for the goss test' },
+  { bin: 'mke2fs', pkg: 'e2fsprogs', why: 'makes the VM test disk from the tarball' },
+  { bin: 'ssh', pkg: 'openssh-client', why: 'runs goss inside the VM' },
+  { bin: 'ssh-keygen', pkg: 'openssh-client', why: 'test-only key for the VM' },
+  { bin: 'shellcheck', pkg: 'shellcheck', why: 'lints the shell scripts shipped in images' },
+  { bin: 'gcc', pkg: 'gcc', why: 'cgo build of flatcar ignition' },
+];
+
+/** Debian packages that provide no executable but are needed (headers, keyrings). */
+export const APT_FILES: readonly { path: string; pkg: string; why: string }[] = [
+  { path: '/usr/lib/x86_64-linux-gnu/libblkid.a', pkg: 'libblkid-dev', why: 'static cgo build of flatcar ignition' },
+  { path: '/usr/share/keyrings/debian-archive-keyring.gpg', pkg: 'debian-archive-keyring', why: 'mmdebstrap verifies the Debian archive' },
+];
+
+export interface GoTool {
+  name: string;
+  /** Package path of the main package; its module version comes from scripts/tools/go.mod. */
+  pkg: string;
+  module: string;
+  cgo: boolean;
+  /** Extra -ldflags; {version} is replaced by the module version. */
+  ldflags: string;
+}
+
+export const GO_TOOLS: readonly GoTool[] = [
+  { name: 'goss', pkg: 'github.com/goss-org/goss/cmd/goss', module: 'github.com/goss-org/goss', cgo: false, ldflags: '-X github.com/goss-org/goss/util.Version={version}' },
+  // flatcar ignition speaks spec 2.x, as metal-stack's userdata expects; it needs libblkid via cgo,
+  // linked statically so the same binary runs in Debian and Ubuntu images.
+  { name: 'ignition', pkg: 'github.com/flatcar/ignition/internal', module: 'github.com/flatcar/ignition', cgo: true, ldflags: '-extldflags -static -X github.com/flatcar/ignition/internal/version.Raw={version}' },
+  { name: 'crictl', pkg: 'sigs.k8s.io/cri-tools/cmd/crictl', module: 'sigs.k8s.io/cri-tools', cgo: false, ldflags: '-X sigs.k8s.io/cri-tools/pkg/version.Version={version}' },
+  // S3-compatible server for the publish tests (Apache-2.0; MinIO is AGPL).
+  { name: 'versitygw', pkg: 'github.com/versity/versitygw/cmd/versitygw', module: 'github.com/versity/versitygw', cgo: false, ldflags: '' },
+];
+
+export const GO_MODULE_DIR = join(ROOT, 'scripts', 'tools');
+
+/** Pure: the version go.mod pins for a module, or undefined. */
+export function pinnedVersion(goMod: string, module: string): string | undefined {
+  const re = new RegExp(`^\\s*(?:require\\s+)?${module.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+(v\\S+)`, 'm');
+  return re.exec(goMod)?.[1];
+}
+
+export function goToolVersion(tool: GoTool): string {
+  const v = pinnedVersion(readFileSync(join(GO_MODULE_DIR, 'go.mod'), 'utf8'), tool.module);
+  if (!v) throw new Error(`scripts/tools/go.mod does not require ${tool.module}`);
+  return v;
+}

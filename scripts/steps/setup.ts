@@ -1,0 +1,83 @@
+// make setup: everything the pipeline needs on the host, installed on first use, idempotent, and
+// silent when nothing was missing. Debian packages with apt-get, pinned Go tools from
+// scripts/tools/go.mod into .state/bin, and a running docker daemon.
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { PreconditionError } from '../lib/errors.ts';
+import { run, which } from '../lib/shell.ts';
+import { config } from '../lib/config.ts';
+import { info } from '../lib/log.ts';
+import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, type GoTool } from '../lib/tools.ts';
+import { ensureDaemon } from '../lib/docker.ts';
+
+export interface SetupReport {
+  did: string[];
+}
+
+async function missingAptPackages(): Promise<string[]> {
+  const missing = new Set<string>();
+  for (const t of APT_TOOLS) if (!(await which(t.bin)) && !existsSync(`/usr/sbin/${t.bin}`)) missing.add(t.pkg);
+  for (const f of APT_FILES) if (!existsSync(f.path)) missing.add(f.pkg);
+  return [...missing].sort();
+}
+
+async function installApt(pkgs: string[]): Promise<string> {
+  if (process.getuid?.() !== 0) {
+    throw new PreconditionError(`missing Debian packages: ${pkgs.join(' ')}`, `sudo apt-get install --no-install-recommends ${pkgs.join(' ')}`);
+  }
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  const hint = `check the apt sources, then run: apt-get update && apt-get install ${pkgs.join(' ')}`;
+  await run(['apt-get', 'update', '-qq'], { write: true, env, hint });
+  await run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...pkgs], { write: true, env, hint });
+  return `installed Debian packages: ${pkgs.join(' ')}`;
+}
+
+/** The stamp records what a binary was built from, so a go.mod bump rebuilds it. */
+function stampOf(tool: GoTool): string {
+  return `${tool.module}@${goToolVersion(tool)}`;
+}
+
+export function goToolPath(name: string): string {
+  return join(config().binDir, name);
+}
+
+async function buildGoTool(tool: GoTool): Promise<string | null> {
+  const bin = goToolPath(tool.name);
+  const stampFile = `${bin}.stamp`;
+  const stamp = stampOf(tool);
+  if (existsSync(bin) && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp) return null;
+  if (!(await which('go'))) throw new PreconditionError('the Go toolchain is not installed (needed to build pinned tools)', 'install Go >= 1.24 (https://go.dev/doc/install) and re-run make setup');
+  mkdirSync(config().binDir, { recursive: true });
+  const version = goToolVersion(tool);
+  const ldflags = ['-s', '-w', tool.ldflags.replaceAll('{version}', version)].filter(Boolean).join(' ');
+  const tmp = `${bin}.tmp`;
+  const t0 = performance.now();
+  await run(['go', 'build', '-trimpath', '-ldflags', ldflags, '-o', tmp, tool.pkg], {
+    cwd: GO_MODULE_DIR,
+    env: { CGO_ENABLED: tool.cgo ? '1' : '0', GOFLAGS: '-mod=readonly' },
+    write: true,
+    hint: `check the Go module proxy is reachable, then: cd scripts/tools && go build ${tool.pkg}`,
+  });
+  renameSync(tmp, bin);
+  writeFileSync(stampFile, `${stamp}\n`);
+  return `built ${tool.name} ${version} (${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${bin}`;
+}
+
+export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly string[] } = {}): Promise<SetupReport> {
+  const did: string[] = [];
+  const say = (s: string | null): void => {
+    if (!s) return;
+    did.push(s);
+    info(`setup: ${s}`);
+  };
+  const pkgs = await missingAptPackages();
+  if (pkgs.length > 0) say(await installApt(pkgs));
+  mkdirSync(config().stateDir, { recursive: true });
+  say(await ensureDaemon(config().stateDir));
+  for (const tool of GO_TOOLS) {
+    if (opts.tools && !opts.tools.includes(tool.name)) continue;
+    say(await buildGoTool(tool));
+  }
+  if (did.length === 0 && !opts.quiet) info('setup: everything is present (Debian packages, Go tools, docker daemon)');
+  return { did };
+}
