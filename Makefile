@@ -37,7 +37,7 @@ all: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	@$(CLI) all
 
-export lint vmtest bench: $(NODE_STAMP)
+lint vmtest bench export: $(NODE_STAMP)
 	@test -n "$(OS)" || { echo "error: OS is not set"; echo "  fix: make $@ OS=debian"; exit 2; }
 	@$(CLI) $@ $(OS) $(if $(BASE),--variant=$(BASE))
 

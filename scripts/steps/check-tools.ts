@@ -1,0 +1,30 @@
+// Check before side effects (STYLE.md §5): every tool and input the build needs, before anything
+// is built or written.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PreconditionError } from '../lib/errors.ts';
+import { which } from '../lib/shell.ts';
+import { requireDaemon } from '../lib/docker.ts';
+import { config } from '../lib/config.ts';
+import { APT_TOOLS } from '../lib/tools.ts';
+import type { ImageDef } from '../lib/image-def.ts';
+
+const PIPELINE_TOOLS = ['docker', 'lz4', 'mmdebstrap', 'qemu-system-x86_64', 'mke2fs', 'ssh', 'ssh-keygen'];
+
+export async function checkTools(def: ImageDef): Promise<void> {
+  for (const bin of PIPELINE_TOOLS) {
+    if (!(await which(bin)) && !existsSync(`/usr/sbin/${bin}`)) {
+      const pkg = APT_TOOLS.find((t) => t.bin === bin)?.pkg ?? bin;
+      throw new PreconditionError(`${bin} is not installed`, `run make setup (installs ${pkg})`);
+    }
+  }
+  for (const t of def.go_tools) {
+    if (!existsSync(join(config().binDir, t))) throw new PreconditionError(`Go tool ${t} is not built`, 'run make setup');
+  }
+  const dockerfile = join(def.dir, 'Dockerfile');
+  if (!existsSync(dockerfile)) throw new PreconditionError(`${def.os}/Dockerfile does not exist`, `create ${def.os}/Dockerfile`);
+  if (!/^\s*FROM\s+\$\{?BASE_IMAGE\}?/m.test(readFileSync(dockerfile, 'utf8'))) {
+    throw new PreconditionError(`${def.os}/Dockerfile does not build FROM \${BASE_IMAGE}`, `start ${def.os}/Dockerfile with: ARG BASE_IMAGE / FROM \${BASE_IMAGE}`);
+  }
+  await requireDaemon();
+}
