@@ -39,7 +39,15 @@ export interface Contract {
   sudo_group: string;
   /** Lint budget for the uncompressed tar. */
   size_budget_mib: number;
+  /** Commands the installer runs, looked up on PATH inside the image by the lint; "a|b" accepts either. */
+  required_commands: string[];
 }
+
+/** What REFERENCE.md §3/§6 installers run on a Debian-like image; almalinux lists grub2-mkconfig and dracut instead. */
+export const DEFAULT_REQUIRED_COMMANDS = [
+  'bash', 'systemctl', 'useradd', 'userdel', 'chpasswd', 'sudo', 'sshd', 'grub-install', 'update-grub2', 'efibootmgr',
+  'mdadm', 'lvm', 'update-initramfs', 'vtysh', 'ignition|cloud-init',
+];
 
 export interface Variant {
   version?: string;
@@ -163,6 +171,7 @@ const schema = obj({
       initrd: { check: str, default: 'initrd.img-{k}' },
       sudo_group: { check: str, default: 'sudo' },
       size_budget_mib: { check: posInt },
+      required_commands: { check: list(str), default: DEFAULT_REQUIRED_COMMANDS },
     }),
   },
   variants: {
