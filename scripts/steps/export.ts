@@ -13,6 +13,7 @@ import { run } from '../lib/shell.ts';
 import { formatMd5File } from '../lib/md5file.ts';
 import { Progress, formatBytes, info } from '../lib/log.ts';
 import { compressParallel } from '../export/parallel-lz4.ts';
+import { TarEntryFilter, RUNTIME_LEFTOVERS } from '../export/tar-filter.ts';
 
 export const IMAGE_FILE = 'img.tar.lz4';
 export const MD5_FILE = 'img.tar.lz4.md5';
@@ -119,9 +120,13 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
   const out = createWriteStream(partial.image);
   const progress = opts.quiet ? null : new Progress(`export ${ref}`);
   const exporter = exportContainer(id);
+  // /.dockerenv would make systemd on the machine believe it runs in a container.
+  const filter = new TarEntryFilter(RUNTIME_LEFTOVERS);
+  exporter.stdout.on('error', (e) => filter.destroy(e));
+  exporter.stdout.pipe(filter);
   let result;
   try {
-    result = await compressParallel(exporter.stdout, {
+    result = await compressParallel(filter, {
       workers: opts.workers ?? availableParallelism(),
       level: opts.level ?? DEFAULT_LEVEL,
       contentChecksum: opts.contentChecksum ?? true,
@@ -150,6 +155,7 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
   await dropPartials();
   const seconds = (performance.now() - t0) / 1000;
   if (!opts.quiet) {
+    if (filter.dropped.length) info(`left out of the tar (container runtime leftovers): ${filter.dropped.join(' ')}`);
     info(`${final.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}), md5 ${hex}, ${packages} packages`);
   }
   return { dir, image: final.image, md5: hex, tarBytes: result.inBytes, lz4Bytes: result.outBytes, packages, seconds };
