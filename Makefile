@@ -67,3 +67,8 @@ test: test-unit test-integration
 test-slow: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	METAL_SLOW=1 node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'
+
+# Anything else is a typo or an OS folder that does not exist.
+Makefile package-lock.json: ;
+%:
+	@echo 'error: unknown OS or target "$@" (images: $(OSES))' >&2; echo '  fix: make help' >&2; exit 2

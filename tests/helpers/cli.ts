@@ -1,0 +1,42 @@
+// Runs the project's CLI as a child process, the way make does, for integration tests.
+import { spawn } from 'node:child_process';
+import { ROOT } from '../../scripts/lib/config.ts';
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; echo?: boolean; onStdout?: (s: string) => void; signalAfter?: { when: () => boolean; signal: NodeJS.Signals } } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.signalAfter) {
+      const s = opts.signalAfter;
+      timer = setInterval(() => {
+        if (s.when()) {
+          clearInterval(timer);
+          child.kill(s.signal);
+        }
+      }, 100);
+    }
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+      if (opts.echo) process.stdout.write(d);
+      opts.onStdout?.(d.toString());
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      if (opts.echo) process.stderr.write(d);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (timer) clearInterval(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}

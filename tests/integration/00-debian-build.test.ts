@@ -1,0 +1,126 @@
+// The Debian image, built for real through the same code path as `make debian` (the docker build
+// cache makes re-runs cheap), then its artifacts checked. Runs first (file order): the other
+// integration tests use the artifact it leaves in images/debian/12. The VM boot runs in
+// vmtest.test.ts, so it is skipped here to boot only once per suite.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, readdirSync, mkdtempSync, rmSync, mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cli } from '../helpers/cli.ts';
+import { ROOT } from '../../scripts/lib/config.ts';
+
+const DIR = join(ROOT, 'images', 'debian', '12');
+const sh = (cmd: string): string => execFileSync('bash', ['-o', 'pipefail', '-c', cmd], { encoding: 'utf8', maxBuffer: 64 << 20 });
+
+test('make debian path: build and export succeed', async () => {
+  const r = await cli(['build', 'debian'], { env: { SKIP_VM_TEST: '1' }, echo: true });
+  assert.is(r.code, 0, `build failed:\n${r.stderr.slice(-3000)}`);
+  assert.match(r.stdout, /debian-12 \(metal-images\/debian:12\) done in/);
+  assert.match(r.stdout, /vm test\s+0\.0\s+\S*\s+skipped \(SKIP_VM_TEST=1\)/);
+});
+
+test('artifact set is complete and nothing partial is left', () => {
+  assert.equal(readdirSync(DIR).filter((f) => !/^(goss|console|lint)/.test(f)).sort(), ['img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']);
+});
+
+test('img.tar.lz4 is one valid LZ4 frame and the md5 file is md5sum format and matches', () => {
+  sh(`lz4 -t ${DIR}/img.tar.lz4`);
+  const md5 = readFileSync(join(DIR, 'img.tar.lz4.md5'), 'utf8');
+  assert.match(md5, /^[0-9a-f]{32}  img\.tar\.lz4\n$/);
+  assert.is(sh(`cd ${DIR} && md5sum -c img.tar.lz4.md5`).trim(), 'img.tar.lz4: OK');
+  // exactly one frame: the magic number occurs once at offset 0 as a frame start
+  assert.is(sh(`head -c 4 ${DIR}/img.tar.lz4 | od -An -tx1`).trim(), '04 22 4d 18');
+});
+
+test('the tar holds a kernel, an initrd and Debian 12 os-release, and no /.dockerenv', () => {
+  const list = sh(`lz4 -dc ${DIR}/img.tar.lz4 | tar -t`).split('\n');
+  const kernels = list.filter((p) => /^boot\/vmlinuz-\S+$/.test(p));
+  assert.ok(kernels.length >= 1, 'no /boot/vmlinuz-*');
+  const k = kernels[0]!.replace('boot/vmlinuz-', '');
+  assert.ok(list.includes(`boot/initrd.img-${k}`), `no /boot/initrd.img-${k}`);
+  assert.ok(list.includes(`lib/modules/${k}/`) || list.includes(`usr/lib/modules/${k}/`), `no modules for ${k}`);
+  assert.not.ok(list.includes('.dockerenv'), '/.dockerenv must not be exported');
+  const osRelease = sh(`lz4 -dc ${DIR}/img.tar.lz4 | tar -xO usr/lib/os-release`);
+  assert.match(osRelease, /^VERSION_ID="12"$/m);
+});
+
+test('packages.txt is dpkg -l output listing frr, openssh-server and systemd', () => {
+  const pk = readFileSync(join(DIR, 'packages.txt'), 'utf8');
+  assert.match(pk, /^Desired=Unknown\/Install\/Remove\/Purge\/Hold/);
+  for (const p of ['frr', 'openssh-server', 'systemd']) assert.match(pk, new RegExp(`^ii  ${p}(:amd64)?\\s`, 'm'), `${p} not installed`);
+});
+
+// ---- bad input: one-line cause, the fixing command, right exit code, nothing half-written ----
+
+test('unknown OS: exit 2 with the known ones and the fix', async () => {
+  const r = await cli(['build', 'foo']);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /^error: unknown OS "foo" \(known: .*debian.*\)$/m);
+  assert.match(r.stderr, /fix: run one of: .*make debian/);
+  const m = spawnSync('make', ['-s', 'foo'], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(m.status, 2);
+  assert.match(m.stderr, /^error: unknown OS or target "foo" \(images: .*debian.*\)$/m);
+});
+
+test('docker daemon unreachable: exit 3, says so and how to fix', async () => {
+  const r = await cli(['build', 'debian'], { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock', SKIP_VM_TEST: '1' } });
+  assert.is(r.code, 3);
+  assert.match(r.stderr, /^error: docker daemon not reachable$/m);
+  assert.match(r.stderr, /fix: run `make setup`/);
+});
+
+test('missing tool: exit 3 naming the tool and the package', async () => {
+  const bin = mkdtempSync(join(tmpdir(), 'nolz4-'));
+  try {
+    for (const t of ['sh', 'bash', 'docker', 'mmdebstrap', 'qemu-system-x86_64', 'mke2fs', 'ssh', 'ssh-keygen', 'git', 'env']) {
+      const p = sh(`command -v ${t} || true`).trim();
+      if (p) symlinkSync(p, join(bin, t));
+    }
+    const r = await cli(['build', 'debian'], { env: { PATH: bin, SKIP_VM_TEST: '1' } });
+    assert.is(r.code, 3);
+    assert.match(r.stderr, /^error: lz4 is not installed$/m);
+    assert.match(r.stderr, /fix: run make setup \(installs lz4\)/);
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+});
+
+const containersOf = (): string => sh('docker ps -aq --filter ancestor=metal-images/debian:12 | sort').trim();
+
+test('interrupted export (Ctrl-C): exit 130, no partial files, no md5, no leftover container', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'export-int-'));
+  const before = containersOf();
+  try {
+    const target = join(out, 'debian', '12');
+    const r = await cli(['export', 'debian'], {
+      env: { METAL_IMAGES_DIR: out },
+      signalAfter: { when: () => existsSync(join(target, 'img.tar.lz4.partial')), signal: 'SIGINT' },
+    });
+    assert.is(r.code, 130, r.stderr);
+    assert.match(r.stderr, /interrupted/);
+    assert.equal(existsSync(target) ? readdirSync(target) : [], []);
+    assert.is(containersOf(), before);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('full disk: exit 3 before writing, with the fix', async () => {
+  const mnt = mkdtempSync(join(tmpdir(), 'full-'));
+  sh(`mount -t tmpfs -o size=8m tmpfs ${mnt}`);
+  try {
+    mkdirSync(join(mnt, 'x'));
+    const r = await cli(['export', 'debian'], { env: { METAL_IMAGES_DIR: join(mnt, 'x') } });
+    assert.is(r.code, 3);
+    assert.match(r.stderr, /^error: not enough disk space in .*: 8\.0 MiB free, about .* needed$/m);
+    assert.match(r.stderr, /fix: free disk space/);
+    assert.equal(readdirSync(join(mnt, 'x', 'debian', '12')), []);
+  } finally {
+    sh(`umount ${mnt}`);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test.run();
