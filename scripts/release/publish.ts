@@ -1,0 +1,232 @@
+// `make release`: publish every local image to the prefix the CI environment names. Per image the
+// order is img.tar.lz4, packages.txt, img.tar.lz4.md5, each verified before the next, so the md5
+// (what metal-image-cache-sync and the metal-hammer trust) only ever appears beside a complete,
+// verified image. Identical objects are skipped; release prefixes are immutable unless FORCE=1.
+import type { Env } from '../lib/config.ts';
+import { MetalError, PreconditionError } from '../lib/errors.ts';
+import { formatBytes, info, Progress, warn, type Steps } from '../lib/log.ts';
+import { parseMd5File } from '../lib/md5file.ts';
+import { checkLocalImage, findLocalImages, type LocalFile, type LocalImage } from './local.ts';
+import {
+  IMAGE_FILE,
+  MD5_FILE,
+  UPLOAD_ORDER,
+  cacheControl,
+  compareObject,
+  contentType,
+  imageId,
+  imagePatch,
+  listedImages,
+  normalizeBaseUrl,
+  objectKey,
+  type ArtifactFile,
+  type Comparison,
+} from './plan.ts';
+import { resolvePublishTarget, type PublishTarget } from './prefix.ts';
+import { Store, storeSettings } from './store.ts';
+
+export interface PublishOptions {
+  env: Env;
+  imagesDir: string;
+  now?: Date;
+  dryRun?: boolean;
+  /** Overwrite differing objects under a release prefix (FORCE=1). */
+  force?: boolean;
+  /** No progress or log lines (tests). */
+  quiet?: boolean;
+  /** Run the phases as named, timed steps (the CLI). */
+  steps?: Steps;
+}
+
+export type Action = 'uploaded' | 'skipped' | 'would upload';
+
+export interface PublishedObject {
+  /** Image id, e.g. debian-12.0.20230710. */
+  id: string;
+  file: ArtifactFile;
+  key: string;
+  url: string;
+  size: number;
+  action: Action;
+}
+
+export interface PublishResult {
+  target: PublishTarget;
+  objects: PublishedObject[];
+}
+
+/** Runs `fn` as a named step when there are steps, else just runs it. */
+export function phaseRunner(steps: Steps | undefined): <T>(name: string, fn: () => Promise<T>) => Promise<T> {
+  return (name, fn) => (steps ? steps.run(name, fn) : fn());
+}
+
+export async function publish(o: PublishOptions): Promise<PublishResult> {
+  const say = o.quiet ? () => {} : info;
+  const phase = phaseRunner(o.steps);
+  const now = o.now ?? new Date();
+  const baseUrl = normalizeBaseUrl(o.env.PUBLIC_BASE_URL);
+
+  const target = await phase('resolve target', async () => {
+    const t = resolvePublishTarget(o.env, now);
+    say(`publishing to ${t.prefix}/ (${t.reason})`);
+    return t;
+  });
+  // Cheap checks first: settings, the local folders, then one request to the store (endpoint,
+  // credentials, bucket), all before the images are read, hashed and uploaded.
+  const settings = o.dryRun ? null : storeSettings(o.env);
+  const found = findLocalImages(o.imagesDir);
+  const store = settings ? new Store(settings) : null;
+  try {
+    if (store) await phase('check store access', () => store.check(target.prefix));
+    const images = await phase('check local images', async () => {
+      const out: LocalImage[] = [];
+      for (const f of found) {
+        const img = await checkLocalImage(f);
+        say(`${img.os}/${img.version}: ${IMAGE_FILE} ${formatBytes(img.files[IMAGE_FILE].size)}, md5 ${img.md5} matches its .md5`);
+        out.push(img);
+      }
+      return out;
+    });
+    const ctx: Ctx = { target, baseUrl, now, say, phase, force: o.force ?? false, quiet: o.quiet ?? false };
+    return await (store ? uploadAll(ctx, store, images) : dryRun(ctx, images));
+  } finally {
+    store?.destroy();
+  }
+}
+
+interface Ctx {
+  target: PublishTarget;
+  baseUrl: string;
+  now: Date;
+  say: (line: string) => void;
+  phase: ReturnType<typeof phaseRunner>;
+  force: boolean;
+  quiet: boolean;
+}
+
+function keyOf(ctx: Ctx, img: LocalImage, f: ArtifactFile): string {
+  return objectKey(ctx.target.prefix, img.os, img.version, f);
+}
+
+function row(ctx: Ctx, img: LocalImage, f: ArtifactFile, action: Action, patch: string): PublishedObject {
+  const key = keyOf(ctx, img, f);
+  return { id: imageId(img.os, img.version, patch), file: f, key, url: ctx.baseUrl + key, size: img.files[f].size, action };
+}
+
+/** DRY_RUN: every key and URL, in upload order, without touching the store (no credentials). */
+async function dryRun(ctx: Ctx, images: LocalImage[]): Promise<PublishResult> {
+  const patch = imagePatch(ctx.target.date, ctx.now);
+  const objects = images.flatMap((img) => UPLOAD_ORDER.map((f) => row(ctx, img, f, 'would upload', patch)));
+  ctx.say(`[dry-run] the store is not contacted; ${objects.length} object(s) would be written, in this order`);
+  return { target: ctx.target, objects };
+}
+
+async function uploadAll(ctx: Ctx, store: Store, images: LocalImage[]): Promise<PublishResult> {
+  const { target, say, phase } = ctx;
+  const decisions = await phase('compare with store', async () => {
+    const all = new Map<LocalImage, Record<ArtifactFile, Comparison>>();
+    const conflicts: string[] = [];
+    for (const img of images) {
+      const d = {} as Record<ArtifactFile, Comparison>;
+      for (const f of UPLOAD_ORDER) {
+        d[f] = compareObject(await store.head(keyOf(ctx, img, f)), img.files[f]);
+        if (d[f] === 'different' && target.channel === 'release') conflicts.push(keyOf(ctx, img, f));
+      }
+      const todo = UPLOAD_ORDER.filter((f) => d[f] !== 'same');
+      say(`${img.os}/${img.version}: ${todo.length === 0 ? 'already published, nothing to upload' : `to upload: ${todo.map((f) => `${f} (${d[f] === 'absent' ? 'new' : 'changed'})`).join(', ')}`}`);
+      all.set(img, d);
+    }
+    if (conflicts.length > 0) {
+      const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
+      if (!ctx.force) {
+        throw new PreconditionError(
+          `${conflicts[0]} already exists with other content${more}, and ${target.prefix}/ is a release: its objects are immutable`,
+          'release under a new date, or re-run with FORCE=1 to overwrite',
+        );
+      }
+      if (!ctx.quiet) warn(`FORCE=1: overwriting ${conflicts.length} object(s) of release ${target.prefix}/`);
+    }
+    return all;
+  });
+
+  const actions = await phase('upload', async () => {
+    const done = new Map<string, Action>();
+    for (const img of images) {
+      const d = decisions.get(img)!;
+      if (d[IMAGE_FILE] !== 'same') {
+        const aborted = await store.abortStaleUploads(keyOf(ctx, img, IMAGE_FILE));
+        if (aborted > 0) say(`${img.os}/${img.version}: aborted ${aborted} unfinished upload(s) of an earlier run`);
+        if (d[MD5_FILE] !== 'absent') {
+          // The old .md5 must not sit beside a new (or half-written) image: it goes first.
+          await store.delete(keyOf(ctx, img, MD5_FILE));
+          d[MD5_FILE] = 'absent';
+          say(`${img.os}/${img.version}: removed the old ${MD5_FILE} until the new image is verified`);
+        }
+      }
+      for (const f of UPLOAD_ORDER) {
+        const key = keyOf(ctx, img, f);
+        if (d[f] === 'same') {
+          done.set(key, 'skipped');
+          continue;
+        }
+        await uploadVerified(store, key, img.files[f], f, target, img.md5, ctx.quiet);
+        done.set(key, 'uploaded');
+      }
+    }
+    return done;
+  });
+
+  return phase('verify listing', async () => {
+    const listed = listedImages(await store.list(target.prefix), target.prefix);
+    const objects: PublishedObject[] = [];
+    for (const img of images) {
+      const seen = listed.find((l) => l.os === img.os && l.version === img.version && l.prefix === target.prefix);
+      if (!seen || seen.size !== img.files[IMAGE_FILE].size) {
+        throw new MetalError('tool', `${keyOf(ctx, img, IMAGE_FILE)} is not listed with its .md5 after the upload`, 're-run make release');
+      }
+      const patch = imagePatch(target.date, seen.lastModified ?? ctx.now);
+      for (const f of UPLOAD_ORDER) objects.push(row(ctx, img, f, actions.get(keyOf(ctx, img, f))!, patch));
+    }
+    say(`${images.length} image(s) listed with their .md5 under ${target.prefix}/, as metal-image-cache-sync sees them`);
+    return { target, objects };
+  });
+}
+
+async function uploadVerified(store: Store, key: string, local: LocalFile, file: ArtifactFile, target: PublishTarget, imageMd5: string, quiet: boolean): Promise<void> {
+  const progress = quiet || file !== IMAGE_FILE ? null : new Progress(`upload ${key} (${formatBytes(local.size)})`);
+  await store.upload(key, local.path, {
+    size: local.size,
+    md5: local.md5,
+    contentType: contentType(file),
+    cacheControl: cacheControl(target.channel),
+    onProgress: progress ? (n) => progress.update(n) : undefined,
+  });
+  progress?.done(local.size);
+  await verifyObject(store, key, local);
+  if (file === MD5_FILE) {
+    const text = (await store.getBytes(key))?.toString('utf8') ?? '';
+    let remote: string | null = null;
+    try {
+      remote = parseMd5File(text);
+    } catch {
+      remote = null;
+    }
+    if (remote !== imageMd5) throw new MetalError('tool', `${key} reads back as ${JSON.stringify(text)}, expected the md5 ${imageMd5}`, 're-run make release');
+  }
+  if (!quiet && !progress) info(`uploaded ${key} (${formatBytes(local.size)}), verified`);
+  if (progress) info(`verified ${key}`);
+}
+
+/**
+ * The object as stored must be the local file: same size, and an ETag the server computed from the
+ * content we sent (its md5, or the multipart ETag of our parts). Servers whose ETags are not md5
+ * based (encryption, integrity ETags) get the object read back and hashed instead.
+ */
+export async function verifyObject(store: Store, key: string, local: { size: number; md5: string; etag: string }): Promise<void> {
+  const r = await store.head(key);
+  if (!r) throw new MetalError('tool', `${key} is missing right after its upload`, 're-run make release');
+  if (r.size !== local.size) throw new MetalError('tool', `${key} has ${r.size} bytes in the store, ${local.size} locally`, 're-run make release');
+  if (r.etag === local.md5 || r.etag === local.etag) return;
+  const md5 = await store.md5OfObject(key);
+  if (md5 !== local.md5) throw new MetalError('tool', `${key} in the store has md5 ${md5}, the local file ${local.md5}`, 're-run make release');
+}
