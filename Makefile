@@ -56,6 +56,7 @@ check: $(NODE_STAMP)
 test-unit: $(NODE_STAMP)
 	npx tsc --noEmit
 	node --import tsx node_modules/uvu/bin.js tests/unit '\.test\.ts$$'
+	python3 -B -m unittest discover -s tests/installer
 
 test-integration: $(NODE_STAMP)
 	@$(CLI) setup --quiet

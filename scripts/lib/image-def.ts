@@ -43,6 +43,24 @@ export interface Contract {
   required_commands: string[];
 }
 
+/**
+ * Per-OS commands and paths of the in-image installer (scripts/installer), handed to it in
+ * installer/os.yaml. The defaults fit Debian and Ubuntu; almalinux sets its own.
+ */
+export interface InstallerContract {
+  /** grub-install, or grub2-install. */
+  grub_install: string[];
+  /** update-grub2, or [grub2-mkconfig, -o, /boot/grub2/grub.cfg]. */
+  grub_mkconfig: string[];
+  /** Regenerates the initrd after mdadm.conf changed (RAID): update-initramfs -u, or dracut. */
+  initramfs_update: string[];
+  mdadm_conf: string;
+  /** Time client of machines (firewalls always use chrony). */
+  ntp_client: 'timesyncd' | 'chrony';
+  chrony_conf: string;
+  nftables_conf: string;
+}
+
 /** What REFERENCE.md §3/§6 installers run on a Debian-like image; almalinux lists grub2-mkconfig and dracut instead. */
 export const DEFAULT_REQUIRED_COMMANDS = [
   'bash', 'systemctl', 'useradd', 'userdel', 'chpasswd', 'sudo', 'sshd', 'grub-install', 'update-grub2', 'efibootmgr',
@@ -67,7 +85,7 @@ export interface ImageDef {
   machine_type: 'machine' | 'firewall';
   /** Host-built Go tools (names from tools/tools.yaml) copied into the build context's tools/. */
   go_tools: string[];
-  contract: Contract;
+  contract: Contract & InstallerContract;
   variants: Record<string, Variant>;
   /** The OS folder, absolute. */
   dir: string;
@@ -172,6 +190,13 @@ const schema = obj({
       sudo_group: { check: str, default: 'sudo' },
       size_budget_mib: { check: posInt },
       required_commands: { check: list(str), default: DEFAULT_REQUIRED_COMMANDS },
+      grub_install: { check: list(str), default: ['grub-install'] },
+      grub_mkconfig: { check: list(str), default: ['update-grub2'] },
+      initramfs_update: { check: list(str), default: ['update-initramfs', '-u'] },
+      mdadm_conf: { check: str, default: '/etc/mdadm/mdadm.conf' },
+      ntp_client: { check: oneOf('timesyncd', 'chrony'), default: 'timesyncd' },
+      chrony_conf: { check: str, default: '/etc/chrony/chrony.conf' },
+      nftables_conf: { check: str, default: '/etc/nftables.conf' },
     }),
   },
   variants: {

@@ -1,0 +1,1 @@
+"""metal-stack in-image installer (see ../install.py)."""

@@ -1,0 +1,409 @@
+"""The installer's steps, in the order REFERENCE §6 lists them. Each step is one function taking the
+context; it returns a one-line summary or raises StepError. The texts come from render.py; this
+module only checks preconditions, puts files in place and runs the OS's tools.
+"""
+from __future__ import annotations
+
+import glob
+import grp
+import os
+import pwd
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
+
+import yaml
+
+from . import perms, render
+from .config import INSTALL_YAML, Install, InputError, OsData, check_ignition, parse_install_yaml, parse_os_yaml, userdata_kind
+from .system import LOG, StepError, read, run, which, write
+
+USERDATA = "/etc/metal/userdata"
+IGNITION_CONFIG = "/etc/metal/config.ign"
+BOOT_INFO = "/etc/metal/boot-info.yaml"
+BUILD_YAML = "/etc/metal/build.yaml"
+BUILD_META = "/etc/metal/build-meta.yaml"
+NETWORK_DIR = "/etc/systemd/network"
+FRR_CONF = "/etc/frr/frr.conf"
+NOCLOUD_SEED = "/var/lib/cloud/seed/nocloud"
+UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+USER = "metal"
+UID = 1000
+
+# Test environments (containers, VMs without EFI) set this to skip what needs the real machine's
+# firmware and disks: grub-install, update-grub2/grub2-mkconfig, efibootmgr and the RAID probing.
+SKIP_BOOTLOADER_ENV = "INSTALL_SKIP_BOOTLOADER"
+
+
+@dataclass
+class Context:
+    installer_dir: str
+    skip_bootloader: bool
+    os_data: Optional[OsData] = None
+    inst: Optional[Install] = None
+    userdata: str = ""
+    userdata_kind: str = "none"
+    kernel: str = ""
+    initrd: str = ""
+    md_uuid: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def os(self) -> OsData:
+        assert self.os_data is not None
+        return self.os_data
+
+    @property
+    def install(self) -> Install:
+        assert self.inst is not None
+        return self.inst
+
+
+# ---- 1. inputs -----------------------------------------------------------------------------------
+
+
+def check_input(ctx: Context) -> str:
+    """Everything that can be checked before the first write: inputs, tools, kernel, firmware."""
+    ctx.os_data = load_os_data(ctx.installer_dir)
+    if not os.path.exists(INSTALL_YAML):
+        raise StepError(f"{INSTALL_YAML} is missing: the metal-hammer writes it before it runs /install.sh")
+    try:
+        ctx.inst = parse_install_yaml(read(INSTALL_YAML), ctx.os)
+        if os.path.exists(USERDATA):
+            ctx.userdata = read(USERDATA)
+        ctx.userdata_kind = userdata_kind(ctx.userdata)
+        if ctx.userdata_kind == "ignition":
+            check_ignition(ctx.userdata, USERDATA)
+    except InputError as e:
+        raise StepError(str(e)) from None
+    inst, osd = ctx.install, ctx.os
+
+    try:
+        grp.getgrnam(osd.sudo_group)
+    except KeyError:
+        raise StepError(f'group "{osd.sudo_group}" (os.yaml sudo_group) does not exist in this image') from None
+    holder = _user_with_uid(UID)
+    if holder is not None and holder != USER:
+        raise StepError(f'uid {UID} belongs to user "{holder}": the image must leave it free for user {USER}')
+
+    tools = ["useradd", "userdel", "chpasswd", "vtysh", "systemctl"]
+    if inst.role == "firewall":
+        tools += ["nft", "chronyd"]
+    elif osd.ntp_client == "chrony":
+        tools.append("chronyd")
+    if ctx.userdata_kind == "cloud-config":
+        tools.append("cloud-init")
+    if ctx.userdata_kind == "ignition":
+        tools.append("ignition")
+    if not ctx.skip_bootloader:
+        tools += [osd.grub_install[0], osd.grub_mkconfig[0]]
+        if inst.raidenabled:
+            tools += ["mdadm", "blkid", "efibootmgr", osd.initramfs_update[0]]
+    missing = [t for t in tools if which(t) is None]
+    if missing:
+        raise StepError(f"the image lacks {', '.join(missing)} (looked in the installer's PATH)")
+
+    ctx.kernel, ctx.initrd = find_kernel(osd)
+    if not ctx.skip_bootloader and not os.path.isdir("/sys/firmware/efi"):
+        raise StepError(f"not booted in EFI mode (no /sys/firmware/efi): the installer sets up EFI grub only; test environments set {SKIP_BOOTLOADER_ENV}=1")
+    if not inst.sshpublickey.strip():
+        ctx.notes.append("no sshpublickey: user metal can log in on the console only")
+    if len(inst.dns_servers) > 3:
+        ctx.notes.append(f"{len(inst.dns_servers)} dns_servers: the resolver uses the first three only")
+    for n in ctx.notes:
+        LOG.line("  note: " + n)
+    return (
+        f"role {inst.role}, hostname {inst.hostname}, {osd.os} {osd.version}, {len(inst.nics)} NICs, "
+        f"{len(inst.networks)} networks, userdata {ctx.userdata_kind}, kernel {ctx.kernel}"
+        + (f", {SKIP_BOOTLOADER_ENV}=1" if ctx.skip_bootloader else "")
+    )
+
+
+def load_os_data(installer_dir: str) -> OsData:
+    path = os.path.join(installer_dir, "os.yaml")
+    if not os.path.exists(path):
+        raise StepError(f"{path} is missing: the build stages it next to the installer (scripts/steps/build.ts); rebuild the image")
+    try:
+        return parse_os_yaml(read(path), path)
+    except InputError as e:
+        raise StepError(str(e)) from None
+
+
+def find_kernel(osd: OsData) -> Tuple[str, str]:
+    maps = sorted(glob.glob("/boot/System.map-*"))
+    if len(maps) != 1:
+        raise StepError(f"expected exactly one /boot/System.map-<version>, found {len(maps)}: {' '.join(maps) or 'none'}")
+    version = maps[0][len("/boot/System.map-"):]
+    kernel = f"/boot/vmlinuz-{version}"
+    initrd = "/boot/" + osd.initrd_name(version)
+    for p in (kernel, initrd):
+        if not os.path.isfile(p):
+            raise StepError(f"{p} is missing (kernel {version} from {maps[0]}; initrd name from os.yaml: {osd.initrd})")
+    return kernel, initrd
+
+
+# ---- 2. what the untar lost ----------------------------------------------------------------------
+
+
+def permissions(ctx: Context) -> str:
+    path = os.path.join(ctx.installer_dir, "permissions.tsv")
+    restored = "no permissions.tsv (image built without --record-permissions)"
+    if os.path.exists(path):
+        entries = perms.parse_entries(read(path))
+        changed, missing = perms.restore(entries)
+        restored = f"{changed} of {len(entries)} recorded entries restored" + (f", {missing} no longer present" if missing else "")
+    os.chmod("/var/tmp", 0o1777)
+    # systemd-detect-virt would take the machine for a docker container
+    if os.path.lexists("/.dockerenv"):
+        os.unlink("/.dockerenv")
+    return restored + "; /var/tmp 1777"
+
+
+# ---- 3.-5. identity, resolver, time ---------------------------------------------------------------
+
+
+def hostname(ctx: Context) -> str:
+    write("/etc/hostname", render.hostname(ctx.install))
+    write("/etc/hosts", render.hosts(ctx.install))
+    return f"/etc/hostname {ctx.install.hostname}, /etc/hosts {ctx.install.primary.ips[0]}"
+
+
+def resolv_conf(ctx: Context) -> str:
+    write("/etc/resolv.conf", render.resolv_conf(ctx.install))
+    return "nameservers " + " ".join(ctx.install.dns_servers or render.DEFAULT_DNS)
+
+
+def ntp(ctx: Context) -> str:
+    servers = " ".join(render.ntp_servers(ctx.install))
+    if ctx.install.role == "firewall" or ctx.os.ntp_client == "chrony":
+        write(ctx.os.chrony_conf, render.chrony_conf(ctx.install))
+        return f"chrony ({ctx.os.chrony_conf}): {servers}"
+    write("/etc/systemd/timesyncd.conf", render.timesyncd_conf(ctx.install))
+    return f"systemd-timesyncd: {servers}"
+
+
+# ---- 6. user metal ------------------------------------------------------------------------------
+
+
+def user(ctx: Context) -> str:
+    if _user_exists(USER):
+        run(["userdel", "--remove", USER])
+    run(["useradd", "--create-home", "--uid", str(UID), "--gid", ctx.os.sudo_group, "--shell", "/bin/bash", USER])
+    run(["chpasswd"], stdin=f"{USER}:{ctx.install.password}\n")
+    return f"{USER} (uid {UID}, group {ctx.os.sudo_group}, /bin/bash), console password set"
+
+
+# ---- 7.-9. network ------------------------------------------------------------------------------
+
+
+def network(ctx: Context) -> str:
+    for old in glob.glob(os.path.join(NETWORK_DIR, "[01]?-l[ao]*")):
+        os.unlink(old)  # files of an earlier run with other NICs
+    files = render.networkd_files(ctx.install)
+    for name, text in files:
+        write(os.path.join(NETWORK_DIR, name), text)
+    macs = ", ".join(f"{render.lan_name(i)}={n.mac}" for i, n in enumerate(ctx.install.nics))
+    return f"{len(files)} files in {NETWORK_DIR}: lo {len(ctx.install.loopback_ips)} addresses, {macs}, MTU {render.MTU[ctx.install.role]}"
+
+
+def frr(ctx: Context) -> str:
+    text = render.frr_conf(ctx.install)
+    candidate = FRR_CONF + ".new"
+    write(candidate, text, 0o640)
+    try:
+        run(["vtysh", "--dryrun", "--inputfile", candidate])
+    except StepError as e:
+        raise StepError(f"FRR rejects the generated configuration (left in {candidate}): {e}") from None
+    owner = "frr" if _user_exists("frr") else None
+    group = "frr" if _group_exists("frr") else None
+    write(FRR_CONF, text, 0o640, owner, group)
+    os.unlink(candidate)
+    return f"{FRR_CONF}: AS {ctx.install.asn}, router-id {ctx.install.router_id}, vtysh --dryrun passed"
+
+
+def nftables(ctx: Context) -> str:
+    text = render.nftables_conf(ctx.install)
+    candidate = "/etc/metal/nftables.conf.new"
+    write(candidate, text, 0o600)
+    try:
+        run(["nft", "--check", "--file", candidate])
+    except StepError as e:
+        hint = " (nft --check needs CAP_NET_ADMIN; in a container run it with --cap-add NET_ADMIN)" if "Operation not permitted" in str(e) else ""
+        raise StepError(f"nft rejects the generated rules (left in {candidate}){hint}: {e}") from None
+    write(ctx.os.nftables_conf, text, 0o755)
+    os.unlink(candidate)
+    return f"{ctx.os.nftables_conf}: input and forward policy drop, nft --check passed"
+
+
+# ---- 10. ssh ------------------------------------------------------------------------------------
+
+
+def ssh_keys(ctx: Context) -> str:
+    pw = pwd.getpwnam(USER)
+    ssh_dir = os.path.join(pw.pw_dir, ".ssh")
+    os.makedirs(ssh_dir, exist_ok=True)
+    os.chown(ssh_dir, pw.pw_uid, pw.pw_gid)
+    os.chmod(ssh_dir, 0o700)
+    keys = [k.strip() for k in ctx.install.sshpublickey.splitlines() if k.strip()]
+    path = os.path.join(ssh_dir, "authorized_keys")
+    write(path, "".join(k + "\n" for k in keys), 0o600)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    return f"{path}: {len(keys)} key(s)"
+
+
+# ---- 11. userdata -------------------------------------------------------------------------------
+
+
+def userdata(ctx: Context) -> str:
+    if ctx.userdata_kind == "none":
+        return f"no userdata ({USERDATA} absent or empty)"
+    if ctx.userdata_kind == "cloud-config":
+        try:
+            run(["cloud-init", "schema", "--config-file", USERDATA])
+        except StepError as e:
+            raise StepError(f"the cloud-config userdata is invalid: {e}") from None
+        # the image's cloud-init reads it at first boot from the NoCloud seed
+        write(os.path.join(NOCLOUD_SEED, "user-data"), ctx.userdata, 0o600)
+        write(os.path.join(NOCLOUD_SEED, "meta-data"), render.nocloud_meta_data(ctx.install), 0o600)
+        return f"cloud-config valid, seeded for cloud-init in {NOCLOUD_SEED}"
+    write(IGNITION_CONFIG, ctx.userdata, 0o600)
+    try:
+        # the "file" OEM reads config.ign from the working directory
+        run(["ignition", "-oem", "file", "-stage", "files", "-log-to-stdout"], cwd=os.path.dirname(IGNITION_CONFIG))
+    except StepError as e:
+        raise StepError(f"Ignition failed to apply the userdata: {e}") from None
+    return f"Ignition config applied (files stage) from {IGNITION_CONFIG}"
+
+
+# ---- 12. boot -----------------------------------------------------------------------------------
+
+
+def bootloader(ctx: Context) -> str:
+    inst, osd = ctx.install, ctx.os
+    if inst.raidenabled and not ctx.skip_bootloader:
+        ctx.md_uuid = _md_uuid(inst.root_uuid)
+    kernel_cmdline = render.cmdline(inst, ctx.md_uuid)
+    write(BOOT_INFO, render.boot_info(ctx.kernel, ctx.initrd, kernel_cmdline, osd.bootloader_id))
+    write("/etc/default/grub", render.grub_default(osd, inst, kernel_cmdline))
+    if ctx.skip_bootloader:
+        return f"{BOOT_INFO} and /etc/default/grub written; grub-install, {osd.grub_mkconfig[0]}, efibootmgr skipped ({SKIP_BOOTLOADER_ENV}=1)"
+    if inst.raidenabled:
+        write(osd.mdadm_conf, render.mdadm_conf(run(["mdadm", "--examine", "--scan"])))
+        os.makedirs("/var/lib/initramfs-tools", exist_ok=True)
+        run(osd.initramfs_update)
+    run(
+        osd.grub_install
+        + ["--target=x86_64-efi", "--efi-directory=/boot/efi", "--boot-directory=/boot", f"--bootloader-id={osd.bootloader_id}", "--removable"]
+    )
+    run(osd.grub_mkconfig)
+    entries = 0
+    if inst.raidenabled:
+        # --removable writes no NVRAM entry; with the ESP mirrored, every disk gets one
+        for dev in run(["blkid", "--match-token", "PARTLABEL=efi", "--output", "device"]).split():
+            disk, part = _disk_and_partition(dev)
+            run(["efibootmgr", "--create", "--disk", disk, "--part", part, "--loader", "\\EFI\\BOOT\\BOOTX64.EFI", "--label", osd.bootloader_id])
+            entries += 1
+    return f"grub installed as {osd.bootloader_id}" + (f", RAID md uuid {ctx.md_uuid}, {entries} EFI boot entries" if inst.raidenabled else "")
+
+
+def _md_uuid(root_uuid: str) -> Optional[str]:
+    dev = run(["blkid", "--uuid", root_uuid]).strip()
+    uuid = render.parse_md_uuid(run(["mdadm", "--detail", "--export", dev]))
+    if not uuid:
+        raise StepError(f"raidenabled, but the root file system {root_uuid} is on {dev}, which is no md array")
+    return uuid
+
+
+def _disk_and_partition(dev: str) -> Tuple[str, str]:
+    name = os.path.basename(dev)
+    sys_dir = os.path.realpath(f"/sys/class/block/{name}")
+    part = read(os.path.join(sys_dir, "partition")).strip()
+    return "/dev/" + os.path.basename(os.path.dirname(sys_dir)), part
+
+
+# ---- 13. identity of the installed system -------------------------------------------------------
+
+
+def services(ctx: Context) -> str:
+    kept = []
+    for p in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            write(p, "", 0o444)
+        except OSError as e:
+            # only on a running system (a VM test): systemd may have mounted a transient ID over it
+            if not os.path.ismount(p):
+                raise
+            kept.append(f"{p} ({e.strerror}: a mount point of the running system)")
+    run(["systemctl", "preset-all"])
+    summary = "machine-id emptied (systemd generates it at first boot), unit presets applied"
+    if kept:
+        summary += "; left alone: " + ", ".join(kept)
+    if ctx.install.role == "firewall":
+        unit = render.chrony_vrf_unit(ctx.install)
+        if unit and any(os.path.exists(os.path.join(d, "chrony@.service")) for d in UNIT_DIRS):
+            # starts once the VRF device exists (the VRF layout creates it)
+            run(["systemctl", "enable", unit])
+            summary += f", {unit} enabled"
+        else:
+            summary += ", chrony keeps the image's presets (no chrony@.service template or no external VRF)"
+    return summary
+
+
+def build_meta(ctx: Context) -> str:
+    if not os.path.exists(BUILD_YAML):
+        raise StepError(f"{BUILD_YAML} is missing: the image build writes it in its last layer")
+    build = yaml.safe_load(read(BUILD_YAML)) or {}
+    ignition = run(["ignition", "-version"], quiet=True).strip() if which("ignition") else ""
+    frr_version = render.parse_frr_version(run(["vtysh", "--help"], quiet=True))
+    write(BUILD_META, render.build_meta(build, ignition, frr_version))
+    return f"{BUILD_META}: build {build.get('build_version', '?')}, {ignition or 'no ignition'}, FRR {frr_version}"
+
+
+# ---- the plan -----------------------------------------------------------------------------------
+
+Step = Tuple[str, Callable[[Context], str]]
+
+
+def plan(role: str) -> List[Step]:
+    """The steps after check-input, for a role."""
+    steps: List[Step] = [
+        ("permissions", permissions),
+        ("hostname", hostname),
+        ("resolv.conf", resolv_conf),
+        ("ntp", ntp),
+        ("user", user),
+        ("network", network),
+        ("frr", frr),
+    ]
+    if role == "firewall":
+        steps.append(("nftables", nftables))
+    steps += [
+        ("ssh-keys", ssh_keys),
+        ("userdata", userdata),
+        ("bootloader", bootloader),
+        ("services", services),
+        ("build-meta", build_meta),
+    ]
+    return steps
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _user_with_uid(uid: int) -> Optional[str]:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
