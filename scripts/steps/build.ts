@@ -59,7 +59,7 @@ export function stageContext(def: ImageDef): string {
     }
   }
   if (existsSync(INSTALLER_DIR)) {
-    cpSync(INSTALLER_DIR, join(dir, 'installer'), { recursive: true, filter: (src) => !src.includes("__pycache__") });
+    cpSync(INSTALLER_DIR, join(dir, 'installer'), { recursive: true, filter: (src) => !src.includes('__pycache__') });
     // Per-OS installer data comes from image.yaml, not from copies of the installer.
     writeFileSync(join(dir, 'installer', 'os.yaml'), stringify({ os: def.os, version: def.version, machine_type: def.machine_type, ...def.contract }));
   }
