@@ -3,6 +3,8 @@
 // proof of running in a docker container, so on a real machine units with
 // ConditionVirtualization=!container (systemd-timesyncd among them) would silently not start.
 //
+// Device nodes under /dev (from docker's container init layer) are left out too.
+//
 // A streaming ustar walker: it follows entry boundaries by arithmetic and forwards buffers
 // untouched except where a dropped entry's header (and body) must be cut out.
 import { Transform, type TransformCallback } from 'node:stream';
@@ -41,7 +43,13 @@ export class TarEntryFilter extends Transform {
   private ended = false;
   readonly dropped: string[] = [];
 
-  constructor(private readonly names: ReadonlySet<string>) {
+  /**
+   * @param names regular files (paths without the leading /) to leave out
+   * @param dropDevNodes leave out device nodes under /dev: docker's container init layer puts
+   *   them there; at boot /dev is a devtmpfs, and the hammer's untar would write them as empty
+   *   regular files anyway.
+   */
+  constructor(private readonly names: ReadonlySet<string>, private readonly dropDevNodes = false) {
     super();
   }
 
@@ -100,7 +108,7 @@ export class TarEntryFilter extends Transform {
       const size = headerSize(h);
       const body = Math.ceil(size / BLOCK) * BLOCK;
       const name = headerName(h).replace(/^\.?\//, '');
-      const drop = !this.extended && (type === '0' || type === '\0') && this.names.has(name);
+      const drop = !this.extended && (((type === '0' || type === '\0') && this.names.has(name)) || (this.dropDevNodes && (type === '3' || type === '4') && name.startsWith('dev/')));
       this.extended = type === 'x' || type === 'L' || type === 'K';
       if (drop) {
         this.dropped.push(`/${name}`);

@@ -120,8 +120,9 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
   const out = createWriteStream(partial.image);
   const progress = opts.quiet ? null : new Progress(`export ${ref}`);
   const exporter = exportContainer(id);
-  // /.dockerenv would make systemd on the machine believe it runs in a container.
-  const filter = new TarEntryFilter(RUNTIME_LEFTOVERS);
+  // /.dockerenv would make systemd on the machine believe it runs in a container; docker's /dev
+  // nodes are shadowed by devtmpfs at boot.
+  const filter = new TarEntryFilter(RUNTIME_LEFTOVERS, true);
   exporter.stdout.on('error', (e) => filter.destroy(e));
   exporter.stdout.pipe(filter);
   let result;

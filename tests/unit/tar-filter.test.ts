@@ -57,4 +57,23 @@ test('a body that looks like a .dockerenv header is data, not a header', async (
   assert.ok(r.out.equals(t));
 });
 
+test('drops device nodes under /dev only when asked, keeps /dev itself and other nodes', async () => {
+  const t = tarball([
+    { path: 'dev/', type: '5' },
+    { path: 'dev/null', type: '3', devmajor: 1, devminor: 3 },
+    { path: 'dev/sda', type: '4', devmajor: 8, devminor: 0 },
+    { path: 'dev/shm/', type: '5' },
+    { path: 'srv/null', type: '3', devmajor: 1, devminor: 3 },
+  ]);
+  const expected = tarball([{ path: 'dev/', type: '5' }, { path: 'dev/shm/', type: '5' }, { path: 'srv/null', type: '3', devmajor: 1, devminor: 3 }]);
+  for (const c of CHUNKS) {
+    const f = new TarEntryFilter(RUNTIME_LEFTOVERS, true);
+    const out: Buffer[] = [];
+    for await (const b of Readable.from(t.length > c ? [t.subarray(0, c), t.subarray(c)] : [t]).pipe(f)) out.push(b as Buffer);
+    assert.equal(f.dropped, ['/dev/null', '/dev/sda']);
+    assert.ok(Buffer.concat(out).equals(expected), `chunk ${c}`);
+  }
+  assert.ok((await filterIn(t, 512)).out.equals(t), 'without dropDevNodes nothing is dropped');
+});
+
 test.run();
