@@ -8,7 +8,8 @@ import { checkTools } from './steps/check-tools.ts';
 import { ensureBase } from './steps/base.ts';
 import { buildImage, buildMeta, type BuildMeta } from './steps/build.ts';
 import { exportImage, exportOptionsFromEnv, type ExportResult } from './steps/export.ts';
-import { optionalStep } from './steps/optional.ts';
+import { runLint } from './lint/lint.ts';
+import { runVmTest } from './vm/check.ts';
 
 export function artifactDir(def: Pick<ImageDef, 'os' | 'version'>): string {
   return join(config().imagesDir, def.os, def.version);
@@ -42,9 +43,9 @@ export async function buildPipeline(os: string, variant = ''): Promise<PipelineR
   await steps.run('base image', () => ensureBaseFor(def, meta));
   const tag = await steps.run('build', () => buildImage(def, meta));
   const exp = await steps.run('export', () => exportImage(tag, def.packages_command, artifactDir(def), exportOpts));
-  await optionalStep(steps, 'lint', 'lint', def, artifactDir(def));
+  await steps.run('lint', () => runLint(def, artifactDir(def)));
   if (flag(env, 'SKIP_VM_TEST')) steps.skip('vm test', 'SKIP_VM_TEST=1');
-  else await optionalStep(steps, 'vm test', 'vmtest', def, artifactDir(def));
+  else await steps.run('vm test', () => runVmTest(def, artifactDir(def)));
   printSummary(def, exp, steps);
   return { def, export: exp, steps };
 }

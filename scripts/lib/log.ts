@@ -37,7 +37,10 @@ export class Steps {
     try {
       const r = await fn();
       const seconds = (performance.now() - t0) / 1000;
-      this.timings.push({ name, seconds, status: 'ok' });
+      // A step may return { note } (e.g. the goss summary) for the summary table.
+      const maybe = r as unknown as { note?: unknown } | null;
+      const note = typeof maybe === 'object' && maybe !== null && typeof maybe.note === 'string' ? maybe.note : undefined;
+      this.timings.push({ name, seconds, status: 'ok', ...(note ? { note } : {}) });
       console.log(chalk.cyan(`<== ${name} ${seconds.toFixed(1)}s`));
       return r;
     } catch (e) {

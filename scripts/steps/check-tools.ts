@@ -26,5 +26,7 @@ export async function checkTools(def: ImageDef): Promise<void> {
   if (!/^\s*FROM\s+\$\{?BASE_IMAGE\}?/m.test(readFileSync(dockerfile, 'utf8'))) {
     throw new PreconditionError(`${def.os}/Dockerfile does not build FROM \${BASE_IMAGE}`, `start ${def.os}/Dockerfile with: ARG BASE_IMAGE / FROM \${BASE_IMAGE}`);
   }
+  // The VM test at the end needs the folder's goss spec: say so now, not after the build.
+  if (!existsSync(join(def.dir, 'goss.yaml'))) throw new PreconditionError(`${def.os}/goss.yaml does not exist (the VM test runs it)`, `create ${def.os}/goss.yaml (see debian/goss.yaml)`);
   await requireDaemon();
 }
