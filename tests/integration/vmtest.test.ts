@@ -21,6 +21,7 @@ const def = loadImageDef('debian');
 const dir = join(config().imagesDir, def.os, def.version);
 const artifact = join(dir, 'img.tar.lz4');
 const MUST_FAIL = join(ROOT, 'tests/fixtures/goss/must-fail.yaml');
+const INSTALLED = join(ROOT, 'tests/goss/installed-machine.yaml');
 const CLI = [process.execPath, '--import', 'tsx', 'scripts/cli.ts', 'vmtest', 'debian'];
 
 /** The CLI's output without terminal colours. */
@@ -92,11 +93,14 @@ async function realKernel(): Promise<{ name: string; bytes: Buffer }> {
   }
 }
 
-test('the Debian artifact boots under QEMU, passes debian/goss.yaml, and a must-fail spec fails naming its check', async () => {
+test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail spec fails naming its check, and the installer provisions it', async () => {
   assert.ok(existsSync(artifact), `${artifact} is missing: run make debian (the integration suite builds it first)`);
   let mustFail: unknown = null;
   let mustFailResults = '';
   let vmInfo = { scratch: '', pid: 0 };
+  let installerLog = '';
+  let installedResults = '';
+  let installed = null as VmTestResult | null;
   const r = (await runVmTest(def, dir, {
     afterGoss: async (vm) => {
       vmInfo = { scratch: vm.scratch, pid: vm.qemuPid };
@@ -110,6 +114,15 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, and a must-
       } catch (e) {
         mustFail = e;
       }
+      // Installer level (b), after must-fail (which expects no user metal): provision the running
+      // VM with the machine fixture as the hammer would (minus grub/EFI), then check the result.
+      await vm.copyIn(join(ROOT, 'tests/fixtures/install/machine.yaml'), '/etc/metal/install.yaml', '0600');
+      const inst = await vm.ssh(['env', 'INSTALL_SKIP_BOOTLOADER=1', '/install.sh'], { nothrow: true, timeoutMs: 300_000 });
+      installerLog = inst.stdout + inst.stderr;
+      assert.is(inst.code, 0, `installer failed in the VM:\n${installerLog.slice(-3000)}`);
+      await vm.ssh(['systemctl', 'restart', 'frr']);
+      installedResults = mkdtempSync(join(tmpdir(), 'vmtest-installed-'));
+      installed = await checkWithGoss(vm, INSTALLED, installedResults, { retry: { retryTimeout: '90s', sleep: '5s' } });
     },
   })) as VmTestResult;
 
@@ -130,6 +143,14 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, and a must-
   assert.match((mustFail as Error).message, /^vm test debian-12: 1 of 3 goss checks failed \(tests\/fixtures\/goss\/must-fail\.yaml\); first: User: metal: exists: Expected false to equal true$/);
   assert.match(readFileSync(join(mustFailResults, 'goss.xml'), 'utf8'), /<failure>User: metal: exists: Expected false to equal true<\/failure>/);
   rmSync(mustFailResults, { recursive: true, force: true });
+
+  // the installer ran every step and the provisioned state holds (metal user and key, networkd
+  // files, frr with the fixture's router-id and ASN, hostname, sudo with the fixture password)
+  assert.match(installerLog, /bootloader/);
+  assert.ok(installed, 'installed-machine spec did not run');
+  assert.is(installed!.failed, 0);
+  assert.ok(installed!.passed >= 40, `expected the installed-machine spec (40+ checks), got ${installed!.passed}`);
+  rmSync(installedResults, { recursive: true, force: true });
 
   // stopped and cleaned up
   assert.not.ok(existsSync(vmInfo.scratch), `scratch dir ${vmInfo.scratch} left behind`);
