@@ -45,6 +45,15 @@ export const GO_TOOLS: readonly GoTool[] = [
   // linked statically so the same binary runs in Debian and Ubuntu images.
   { name: 'ignition', pkg: 'github.com/flatcar/ignition/internal', module: 'github.com/flatcar/ignition', cgo: true, ldflags: '-extldflags -static -X github.com/flatcar/ignition/internal/version.Raw={version}' },
   { name: 'crictl', pkg: 'sigs.k8s.io/cri-tools/cmd/crictl', module: 'sigs.k8s.io/cri-tools', cgo: false, ldflags: '-X sigs.k8s.io/cri-tools/pkg/version.Version={version}' },
+  // NVIDIA Container Toolkit for the nvidia image (Debian packages none of it). go-nvml dlopens
+  // libnvidia-ml at run time, which needs cgo; the binaries link only glibc.
+  ...['nvidia-ctk', 'nvidia-container-runtime', 'nvidia-cdi-hook'].map((name) => ({
+    name,
+    pkg: `github.com/NVIDIA/nvidia-container-toolkit/cmd/${name}`,
+    module: 'github.com/NVIDIA/nvidia-container-toolkit',
+    cgo: true,
+    ldflags: '-X github.com/NVIDIA/nvidia-container-toolkit/internal/info.version={version}',
+  })),
   // S3-compatible server for the publish tests (Apache-2.0; MinIO is AGPL).
   { name: 'versitygw', pkg: 'github.com/versity/versitygw/cmd/versitygw', module: 'github.com/versity/versitygw', cgo: false, ldflags: '' },
 ];

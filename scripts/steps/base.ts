@@ -73,34 +73,67 @@ export interface BaseResult {
   note: string;
 }
 
-export async function ensureBase(def: ImageDef, envMirror?: string): Promise<BaseResult> {
+/** What ensureBase would do, decided before any bootstrap (`make all` asks this for every image). */
+export type BasePlan =
+  | { kind: 'local' | 'pulled'; ref: string; note: string }
+  | { kind: 'bootstrap'; ref: string; bootstrap: Bootstrap; mirror: string }
+  | { kind: 'unavailable'; ref: string; message: string; hint: string };
+
+/** Local → pull → bootstrappable (keyring present, archive answering) → unavailable, with why. */
+export async function planBase(def: ImageDef, envMirror?: string): Promise<BasePlan> {
   const ref = def.base.image;
   if (await imageExists(ref)) {
     const labels = await imageLabels(ref);
     const suite = labels[`${LABEL_PREFIX}.suite`];
     const note = suite ? `bootstrapped ${labels[`${LABEL_PREFIX}.date`]} from ${suite} (${labels[`${LABEL_PREFIX}.mirror`]})` : 'present locally';
-    info(`base ${ref}: ${note}`);
-    return { ref, how: 'local', note };
+    return { kind: 'local', ref, note };
   }
   const pullError = await tryPull(ref);
-  if (pullError === null) return { ref, how: 'pulled', note: 'pulled from a registry' };
+  if (pullError === null) return { kind: 'pulled', ref, note: 'pulled from a registry' };
   const b = def.base.bootstrap;
   if (!b) {
-    throw new PreconditionError(
-      `base image ${ref} is not present locally and cannot be pulled (${pullError}); ${def.os}/image.yaml has no bootstrap recipe for it`,
-      `load it with \`docker load -i <file>\` or \`docker tag <image> ${ref}\`, or build where a registry is reachable`,
-    );
+    return {
+      kind: 'unavailable',
+      ref,
+      message: `base image ${ref} is not present locally and cannot be pulled (${pullError}); ${def.os}/image.yaml has no bootstrap recipe for it`,
+      hint: `load it with \`docker load -i <file>\` or \`docker tag <image> ${ref}\`, or build where a registry is reachable`,
+    };
   }
   const mirror = chooseMirror(b, envMirror, hostAptSources());
+  if (b.keyring && !existsSync(b.keyring)) {
+    return {
+      kind: 'unavailable',
+      ref,
+      message: `base image ${ref} is not present locally, cannot be pulled, and cannot be bootstrapped: the ${b.suite} archive ${mirror} needs the keyring ${b.keyring}, which is not installed`,
+      hint: `install the package that ships ${b.keyring} where ${mirror} is reachable, or \`docker load\` a ${ref} image here`,
+    };
+  }
   const unreachable = await probeArchive(mirror, b.suite);
   if (unreachable) {
-    throw new PreconditionError(
-      `base image ${ref} is not present locally, cannot be pulled, and cannot be bootstrapped: the ${b.suite} archive ${unreachable}`,
-      `build ${def.os} where ${mirror} or a registry is reachable, or \`docker load\` a ${ref} image here`,
-    );
+    return {
+      kind: 'unavailable',
+      ref,
+      message: `base image ${ref} is not present locally, cannot be pulled, and cannot be bootstrapped: the ${b.suite} archive ${unreachable}`,
+      hint: `build ${def.os} where ${mirror} or a registry is reachable, or \`docker load\` a ${ref} image here`,
+    };
   }
-  await bootstrap(ref, b, mirror);
-  return { ref, how: 'bootstrapped', note: `bootstrapped from ${b.suite} (${mirror})` };
+  return { kind: 'bootstrap', ref, bootstrap: b, mirror };
+}
+
+export async function ensureBase(def: ImageDef, envMirror?: string): Promise<BaseResult> {
+  const plan = await planBase(def, envMirror);
+  switch (plan.kind) {
+    case 'local':
+      info(`base ${plan.ref}: ${plan.note}`);
+      return { ref: plan.ref, how: 'local', note: plan.note };
+    case 'pulled':
+      return { ref: plan.ref, how: 'pulled', note: plan.note };
+    case 'unavailable':
+      throw new PreconditionError(plan.message, plan.hint);
+    case 'bootstrap':
+      await bootstrap(plan.ref, plan.bootstrap, plan.mirror);
+      return { ref: plan.ref, how: 'bootstrapped', note: `bootstrapped from ${plan.bootstrap.suite} (${plan.mirror})` };
+  }
 }
 
 /** mmdebstrap | docker import, into a temporary tag that is renamed only when both succeeded. */
