@@ -13,6 +13,7 @@ import { imageTag, type ImageDef } from '../lib/image-def.ts';
 export const INSTALLER_DIR = join(ROOT, 'scripts', 'installer');
 
 export interface BuildMeta {
+  /** The commit's date (UTC); the clock only outside a git checkout. */
   date: string;
   commit: string;
   version: string;
@@ -23,7 +24,11 @@ export async function buildMeta(): Promise<BuildMeta> {
   const commit = (await git(['rev-parse', '--short=12', 'HEAD'])) || 'unknown';
   const dirty = (await git(['status', '--porcelain', '--untracked-files=no'])) !== '';
   const described = (await git(['describe', '--tags', '--always'])) || commit;
-  return { date: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), commit: dirty ? `${commit}-dirty` : commit, version: dirty ? `${described}-dirty` : described };
+  // The commit's date, not the clock (the SOURCE_DATE_EPOCH convention): an unchanged tree then
+  // rebuilds to the same image ID, so images built FROM it (nvidia, firewall) keep their cache.
+  const epoch = Number(await git(['log', '-1', '--format=%ct']));
+  const date = (epoch > 0 ? new Date(epoch * 1000) : new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return { date, commit: dirty ? `${commit}-dirty` : commit, version: dirty ? `${described}-dirty` : described };
 }
 
 /** Pure: every build arg the pipeline passes, image data last so it may not override ours. */

@@ -11,7 +11,7 @@ export interface CliResult {
 
 export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; echo?: boolean; onStdout?: (s: string) => void; signalAfter?: { when: () => boolean; signal: NodeJS.Signals } } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
