@@ -1,0 +1,195 @@
+// The metal-hammer decompresses images with Go's github.com/pierrec/lz4/v4 v4.1.22 (REFERENCE.md
+// §2). tests/lz4compat is a small Go program built against exactly that version; it prints the
+// sha256 and length of what lz4.NewReader yields. Here it must reproduce the exported tar's bytes.
+//
+// Two `docker export`s of one image differ (docker creates /.dockerenv, /etc/hostname, /etc/hosts
+// and /etc/resolv.conf in every new container, with that second as mtime), while two exports of
+// the same container are identical. So the exact comparison hashes the tar on its way into the
+// compressor (a tee), and the run of exportImage itself is tied to its input by the frame's
+// content checksum (xxh32 of the tar as read), which pierrec and lz4 -d both verify.
+// The integration suite builds images/debian/12 first; a missing image fails here, it is not skipped.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { config, ROOT } from '../../scripts/lib/config.ts';
+import { createContainer, exportContainer, imageExists, removeContainer } from '../../scripts/lib/docker.ts';
+import { imageTag, loadImageDef } from '../../scripts/lib/image-def.ts';
+import { md5OfFile, parseMd5File } from '../../scripts/lib/md5file.ts';
+import { read, run, stream } from '../../scripts/lib/shell.ts';
+import { compressParallel } from '../../scripts/export/parallel-lz4.ts';
+import { DEFAULT_LEVEL, exportImage } from '../../scripts/steps/export.ts';
+
+const SRC = join(ROOT, 'tests', 'lz4compat');
+const BIN = join(config().binDir, 'lz4compat');
+const def = loadImageDef('debian');
+const IMAGE = imageTag(def);
+const ARTIFACT = join(config().imagesDir, def.os, def.version, 'img.tar.lz4');
+
+/** Build the Go decoder into .state/bin unless it is newer than its sources. */
+async function buildDecoder(): Promise<string> {
+  const newest = Math.max(...['main.go', 'go.mod', 'go.sum'].map((f) => statSync(join(SRC, f)).mtimeMs));
+  if (existsSync(BIN) && statSync(BIN).mtimeMs > newest) return BIN;
+  mkdirSync(config().binDir, { recursive: true });
+  await run(['go', 'build', '-trimpath', '-o', BIN, '.'], { cwd: SRC, env: { GOFLAGS: '-mod=readonly' }, hint: 'is the Go module proxy reachable? (go mod download in tests/lz4compat)' });
+  return BIN;
+}
+
+/** sha256 and length as the Go decoder reports them. */
+async function goDecode(file: string): Promise<{ sha256: string; bytes: number }> {
+  const line = await read([await buildDecoder(), file]);
+  const m = /^([0-9a-f]{64}) (\d+)$/.exec(line);
+  assert.ok(m, `unexpected lz4compat output: ${line}`);
+  return { sha256: m![1]!, bytes: Number(m![2]) };
+}
+
+/** sha256 and length of a command's stdout, streamed. */
+async function hashOutput(argv: string[]): Promise<{ sha256: string; bytes: number }> {
+  const p = stream(argv);
+  const h = createHash('sha256');
+  let bytes = 0;
+  p.stdout.on('data', (d: Buffer) => {
+    h.update(d);
+    bytes += d.length;
+  });
+  await p.done;
+  return { sha256: h.digest('hex'), bytes };
+}
+
+function sha256(b: Buffer): { sha256: string; bytes: number } {
+  return { sha256: createHash('sha256').update(b).digest('hex'), bytes: b.length };
+}
+
+async function compressTo(file: string, input: Readable, opts: { workers: number; level: number; contentChecksum: boolean }): Promise<void> {
+  const out = createWriteStream(file);
+  await compressParallel(input, {
+    ...opts,
+    write: (b) => {
+      if (!out.write(b)) return new Promise<void>((r) => out.once('drain', () => r()));
+    },
+  });
+  await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+}
+
+const scratch = (): string => {
+  mkdirSync(join(config().stateDir, 'tmp'), { recursive: true });
+  return mkdtempSync(join(config().stateDir, 'tmp', 'lz4compat-'));
+};
+
+test('tests/lz4compat pins github.com/pierrec/lz4/v4 v4.1.22 (the metal-hammer\'s decoder)', async () => {
+  assert.match(readFileSync(join(SRC, 'go.mod'), 'utf8'), /^require github\.com\/pierrec\/lz4\/v4 v4\.1\.22$/m);
+  assert.match(readFileSync(join(SRC, 'go.sum'), 'utf8'), /^github\.com\/pierrec\/lz4\/v4 v4\.1\.22 h1:/m);
+  await buildDecoder();
+  assert.ok(existsSync(BIN));
+});
+
+test('pierrec decodes compressParallel frames of every level and worker count it is used with', async () => {
+  const dir = scratch();
+  try {
+    // a 13 MiB input: some text-like, some noise, some zeros
+    const data = Buffer.alloc(13 * 1024 * 1024 + 4567);
+    for (let i = 0; i < data.length; i++) data[i] = i % 3 === 0 ? (i * 2654435761) >>> 27 : i % 1000 < 700 ? 0x61 + ((i >> 7) % 26) : 0;
+    const want = sha256(data);
+    for (const [level, workers, contentChecksum] of [[DEFAULT_LEVEL, 2, true], [9, 3, true], [1, 1, false], [12, 2, true]] as const) {
+      const file = join(dir, `l${level}w${workers}.lz4`);
+      await compressTo(file, Readable.from([data]), { level, workers, contentChecksum });
+      assert.equal(await goDecode(file), want, `level ${level}, ${workers} workers, content checksum ${contentChecksum}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pierrec v4.1.22 reads only the first of concatenated frames (why the export writes one)', async () => {
+  const dir = scratch();
+  try {
+    const a = Buffer.from('first frame\n'.repeat(1000));
+    const b = Buffer.from('second frame\n'.repeat(1000));
+    const fa = join(dir, 'a.lz4');
+    const fb = join(dir, 'b.lz4');
+    await compressTo(fa, Readable.from([a]), { level: 9, workers: 1, contentChecksum: true });
+    await compressTo(fb, Readable.from([b]), { level: 9, workers: 1, contentChecksum: true });
+    const both = join(dir, 'both.lz4');
+    writeFileSync(both, Buffer.concat([readFileSync(fa), readFileSync(fb)]));
+    assert.equal(await goDecode(both), sha256(a), 'pierrec stops after the first frame, without an error');
+    assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', both]), sha256(Buffer.concat([a, b])), 'lz4 -d decodes both');
+    // a corrupted content checksum is an error for pierrec, so a passing decode proves it was checked
+    const bad = readFileSync(fa);
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
+    writeFileSync(fa, bad);
+    const r = await run([await buildDecoder(), fa], { nothrow: true });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /invalid frame checksum/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(`the export of ${IMAGE}: pierrec and lz4 -d both return exactly the tar docker export streamed`, async () => {
+  assert.ok(await imageExists(IMAGE), `${IMAGE} is not built: run make debian (the integration suite builds it first)`);
+  const dir = scratch();
+  const id = await createContainer(IMAGE);
+  try {
+    // the exporter's defaults (as exportImage uses them), fed through a tee that hashes the tar
+    const tar = createHash('sha256');
+    let tarBytes = 0;
+    const tee = new PassThrough({ highWaterMark: 1 << 20 });
+    tee.on('data', (d: Buffer) => {
+      tar.update(d);
+      tarBytes += d.length;
+    });
+    const exporter = exportContainer(id);
+    exporter.stdout.pipe(tee);
+    const file = join(dir, 'img.tar.lz4');
+    await compressTo(file, tee, { level: DEFAULT_LEVEL, workers: availableParallelism(), contentChecksum: true });
+    await exporter.done;
+    const want = { sha256: tar.digest('hex'), bytes: tarBytes };
+    assert.ok(want.bytes > 100e6, `a real image tar is over 100 MB, got ${want.bytes}`);
+
+    assert.equal(await goDecode(file), want, 'pierrec/lz4 v4.1.22 output vs the exported tar');
+    assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', file]), want, 'lz4 -dc output vs the exported tar');
+    // and the tar is the container's: a second export of the same container hashes the same
+    assert.equal(await hashOutput(['docker', 'export', id]), want, 'docker export of one container is deterministic');
+  } finally {
+    await removeContainer(id);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(`exportImage (the code path of make debian) writes one frame pierrec decodes, checksums verified`, async () => {
+  const dir = scratch();
+  try {
+    const r = await exportImage(IMAGE, def.packages_command, dir, { quiet: true });
+    const got = await goDecode(r.image); // verifies the xxh32 of the tar exportImage read
+    assert.is(got.bytes, r.tarBytes, 'decoded length vs the tar bytes exportImage counted');
+    assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', r.image]), got, 'lz4 -dc agrees with pierrec');
+    assert.is(parseMd5File(readFileSync(join(dir, 'img.tar.lz4.md5'), 'utf8'), 'img.tar.lz4'), await md5OfFile(r.image));
+    assert.is(statSync(r.image).size, r.lz4Bytes);
+    // exactly one frame of independent 4 MiB blocks (lz4 --list counts the frames in the file)
+    const list = await read(['lz4', '--list', r.image]);
+    assert.match(list, /^\s*1\s+LZ4Frame\s+B7I\s/m, list);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the real artifact images/debian/12/img.tar.lz4 decodes with pierrec as with lz4 -d', async () => {
+  assert.ok(existsSync(ARTIFACT), `${ARTIFACT} is missing: run make debian (the integration suite builds it first)`);
+  // a hard link pins this version: a concurrent re-export renames a new file into place
+  const dir = scratch();
+  try {
+    const file = join(dir, 'img.tar.lz4');
+    linkSync(ARTIFACT, file);
+    const got = await goDecode(file);
+    assert.ok(got.bytes > 100e6, `decoded ${got.bytes} bytes`);
+    assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', file]), got);
+    assert.match(await read(['lz4', '--list', file]), /^\s*1\s+LZ4Frame\s+B7I\s/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
