@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { PreconditionError } from './errors.ts';
 import { run, read, stream, spawnDetached, which, type Streaming } from './shell.ts';
 
+/** Label on every container this project creates: the pid of the process that created it. */
+export const OWNER_LABEL = 'io.metal-images.owner-pid';
+
 export const DOCKER_ENV = { DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' };
 
 const DAEMON_HINT = 'run `make setup` (it starts Debian\'s dockerd) or start dockerd yourself';
@@ -100,7 +103,8 @@ export async function build(spec: BuildSpec): Promise<void> {
 
 /** docker create; returns the container id. The caller owns removal (see onCleanup). */
 export async function createContainer(ref: string): Promise<string> {
-  return read(['docker', 'create', '--network', 'host', ref, '/bin/true']);
+  // The label lets anyone find what a given run created (and prove it removed it).
+  return read(['docker', 'create', '--network', 'host', '--label', `${OWNER_LABEL}=${process.pid}`, ref, '/bin/true']);
 }
 
 export async function removeContainer(id: string): Promise<void> {

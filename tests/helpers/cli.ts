@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { ROOT } from '../../scripts/lib/config.ts';
 
 export interface CliResult {
+  pid: number;
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -36,7 +37,7 @@ export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; echo?: bool
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (timer) clearInterval(timer);
-      resolve({ code, signal, stdout, stderr });
+      resolve({ pid: child.pid ?? -1, code, signal, stdout, stderr });
     });
   });
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cli } from '../helpers/cli.ts';
 import { ROOT } from '../../scripts/lib/config.ts';
+import { OWNER_LABEL } from '../../scripts/lib/docker.ts';
 
 const DIR = join(ROOT, 'images', 'debian', '12');
 const sh = (cmd: string): string => execFileSync('bash', ['-o', 'pipefail', '-c', cmd], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -87,11 +88,11 @@ test('missing tool: exit 3 naming the tool and the package', async () => {
   }
 });
 
-const containersOf = (): string => sh('docker ps -aq --filter ancestor=metal-images/debian:12 | sort').trim();
+/** Containers a given CLI process created (every container the project makes carries its pid). */
+const containersOf = (pid: number): string => sh(`docker ps -aq --filter label=${OWNER_LABEL}=${pid}`).trim();
 
 test('interrupted export (Ctrl-C): exit 130, no partial files, no md5, no leftover container', async () => {
   const out = mkdtempSync(join(tmpdir(), 'export-int-'));
-  const before = containersOf();
   try {
     const target = join(out, 'debian', '12');
     const r = await cli(['export', 'debian'], {
@@ -101,7 +102,8 @@ test('interrupted export (Ctrl-C): exit 130, no partial files, no md5, no leftov
     assert.is(r.code, 130, r.stderr);
     assert.match(r.stderr, /interrupted/);
     assert.equal(existsSync(target) ? readdirSync(target) : [], []);
-    assert.is(containersOf(), before);
+    assert.ok(r.pid > 0);
+    assert.is(containersOf(r.pid), '', 'the export container was not removed');
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
