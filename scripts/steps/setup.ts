@@ -46,7 +46,7 @@ async function buildGoTool(tool: GoTool): Promise<string | null> {
   const stampFile = `${bin}.stamp`;
   const stamp = stampOf(tool);
   if (existsSync(bin) && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp) return null;
-  if (!(await which('go'))) throw new PreconditionError('the Go toolchain is not installed (needed to build pinned tools)', 'install Go >= 1.24 (https://go.dev/doc/install) and re-run make setup');
+  if (!(await which('go'))) throw new PreconditionError('the Go toolchain is not installed (needed to build pinned tools)', 'install Go >= 1.26 (see scripts/tools/go.mod) and re-run make setup');
   mkdirSync(config().binDir, { recursive: true });
   const version = goToolVersion(tool);
   const ldflags = ['-s', '-w', tool.ldflags.replaceAll('{version}', version)].filter(Boolean).join(' ');
