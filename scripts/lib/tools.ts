@@ -1,8 +1,10 @@
 // Host tools the pipeline needs: Debian packages (installed by `make setup` with apt-get) and
 // pinned Go programs (built by `make setup` from scripts/tools/go.mod into .state/bin).
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ROOT } from './config.ts';
+import { PreconditionError } from './errors.ts';
+import { which } from './shell.ts';
 
 export interface AptTool {
   /** Executable that proves the package is there. */
@@ -70,4 +72,18 @@ export function goToolVersion(tool: GoTool): string {
   const v = pinnedVersion(readFileSync(join(GO_MODULE_DIR, 'go.mod'), 'utf8'), tool.module);
   if (!v) throw new Error(`scripts/tools/go.mod does not require ${tool.module}`);
   return v;
+}
+
+/** Is a host tool installed? On PATH, or in an sbin dir that a non-root PATH may lack. */
+export async function toolInstalled(bin: string): Promise<boolean> {
+  return Boolean(await which(bin)) || existsSync(`/usr/sbin/${bin}`) || existsSync(`/sbin/${bin}`);
+}
+
+/** Fail before side effects on the first missing tool, naming the Debian package that has it. */
+export async function requireTools(bins: readonly string[], purpose = ''): Promise<void> {
+  for (const bin of bins) {
+    if (await toolInstalled(bin)) continue;
+    const pkg = APT_TOOLS.find((t) => t.bin === bin)?.pkg ?? bin;
+    throw new PreconditionError(`${bin} is not installed${purpose ? ` (${purpose})` : ''}`, `run make setup (installs ${pkg})`);
+  }
 }

@@ -3,7 +3,7 @@
 // message that says what is missing and what would fix it.
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PreconditionError, ToolError } from '../lib/errors.ts';
+import { PreconditionError } from '../lib/errors.ts';
 import { run, stream, formatCommand } from '../lib/shell.ts';
 import { imageExists, imageLabels, tryPull, importArgv } from '../lib/docker.ts';
 import { onCleanup } from '../lib/cleanup.ts';
@@ -162,7 +162,6 @@ async function bootstrap(ref: string, b: Bootstrap, mirror: string): Promise<voi
     await Promise.all([producer.done, importer.done]);
   } catch (e) {
     await drop();
-    if (e instanceof ToolError) throw e;
     throw e;
   }
   await run(['docker', 'tag', tmpRef, ref], { write: true });

@@ -3,21 +3,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '../lib/errors.ts';
-import { which } from '../lib/shell.ts';
 import { requireDaemon } from '../lib/docker.ts';
 import { config } from '../lib/config.ts';
-import { APT_TOOLS } from '../lib/tools.ts';
+import { requireTools } from '../lib/tools.ts';
 import type { ImageDef } from '../lib/image-def.ts';
 
 const PIPELINE_TOOLS = ['docker', 'lz4', 'mmdebstrap', 'qemu-system-x86_64', 'mke2fs', 'ssh', 'ssh-keygen'];
 
 export async function checkTools(def: ImageDef): Promise<void> {
-  for (const bin of PIPELINE_TOOLS) {
-    if (!(await which(bin)) && !existsSync(`/usr/sbin/${bin}`)) {
-      const pkg = APT_TOOLS.find((t) => t.bin === bin)?.pkg ?? bin;
-      throw new PreconditionError(`${bin} is not installed`, `run make setup (installs ${pkg})`);
-    }
-  }
+  await requireTools(PIPELINE_TOOLS);
   for (const t of def.go_tools) {
     if (!existsSync(join(config().binDir, t))) throw new PreconditionError(`Go tool ${t} is not built`, 'run make setup');
   }

@@ -7,7 +7,7 @@ import { PreconditionError } from '../lib/errors.ts';
 import { run, which } from '../lib/shell.ts';
 import { config } from '../lib/config.ts';
 import { info } from '../lib/log.ts';
-import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, type GoTool } from '../lib/tools.ts';
+import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, toolInstalled, type GoTool } from '../lib/tools.ts';
 import { ensureDaemon } from '../lib/docker.ts';
 
 export interface SetupReport {
@@ -16,7 +16,7 @@ export interface SetupReport {
 
 async function missingAptPackages(): Promise<string[]> {
   const missing = new Set<string>();
-  for (const t of APT_TOOLS) if (!(await which(t.bin)) && !existsSync(`/usr/sbin/${t.bin}`)) missing.add(t.pkg);
+  for (const t of APT_TOOLS) if (!(await toolInstalled(t.bin))) missing.add(t.pkg);
   for (const f of APT_FILES) if (!existsSync(f.path)) missing.add(f.pkg);
   return [...missing].sort();
 }

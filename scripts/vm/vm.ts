@@ -16,8 +16,8 @@ import { MetalError, PreconditionError, UsageError } from '../lib/errors.ts';
 import type { ImageDef } from '../lib/image-def.ts';
 import { imageId } from '../lib/image-def.ts';
 import { dim, formatBytes, info } from '../lib/log.ts';
-import { run, stream, which, type RunResult, type Streaming } from '../lib/shell.ts';
-import { APT_TOOLS } from '../lib/tools.ts';
+import { run, stream, type RunResult, type Streaming } from '../lib/shell.ts';
+import { requireTools } from '../lib/tools.ts';
 import { parseAccelSetting, postProbeDecision, preProbeDecision, virtFlag, type AccelChoice, type AccelSetting, type KvmDevice } from './accel.ts';
 import {
   DEFAULT_RETRY, REMOTE_DIR, REMOTE_GOSS, gossErrorLine, yamlErrorAt, gossRenderArgv, gossValidateArgv, gossVars, oneLine, parseDurationSec, parseGossJson, parseJunit, testAdditions,
@@ -84,12 +84,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Check before side effects: every tool and input, before anything is unpacked or started. */
 export async function checkVmPrerequisites(def: ImageDef, dir: string, specs: readonly string[] = []): Promise<void> {
-  for (const bin of [QEMU, 'mke2fs', 'ssh', 'ssh-keygen', 'lz4', 'tar']) {
-    if (await which(bin)) continue;
-    if (existsSync(`/usr/sbin/${bin}`) || existsSync(`/sbin/${bin}`)) continue;
-    const pkg = APT_TOOLS.find((t) => t.bin === bin)?.pkg ?? bin;
-    throw new PreconditionError(`${bin} is not installed (the VM test needs it)`, `run make setup (installs ${pkg})`);
-  }
+  await requireTools([QEMU, 'mke2fs', 'ssh', 'ssh-keygen', 'lz4', 'tar'], 'the VM test needs it');
   const goss = gossBinary();
   if (!existsSync(goss)) throw new PreconditionError(`goss is not built (${rel(goss)} is missing)`, 'run make setup (builds the pinned goss into .state/bin)');
   const artifact = join(dir, ARTIFACT);
