@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throwsUsage } from '../helpers/assert.ts';
 import { parseImageDef, loadImageDef, imageTag, imageId, listOsFolders } from '../../scripts/lib/image-def.ts';
 import { UsageError } from '../../scripts/lib/errors.ts';
 
@@ -12,16 +13,6 @@ machine_type: machine
 contract: { size_budget_mib: 100 }
 `;
 
-function throwsUsage(fn: () => unknown, message: string): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, UsageError);
-    assert.is((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected UsageError: ${message}`);
-}
 
 test('minimal definition gets defaults', () => {
   const d = parseImageDef(minimal, 'demo/image.yaml', 'demo');

@@ -1,23 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throwsUsage as usage } from '../helpers/assert.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatMd5File, md5OfFile, parseMd5File } from '../../scripts/lib/md5file.ts';
-import { UsageError } from '../../scripts/lib/errors.ts';
 
 const HEX = '0123456789abcdef0123456789abcdef';
 
-function usage(fn: () => unknown, message: string): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, UsageError);
-    assert.is((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected UsageError: ${message}`);
-}
 
 test('format is md5sum text mode', () => {
   assert.is(formatMd5File(HEX, 'img.tar.lz4'), `${HEX}  img.tar.lz4\n`);

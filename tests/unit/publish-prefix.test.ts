@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throwsUsage as usage } from '../helpers/assert.ts';
 import { gitlabSlug, isDate, parsePrefix, resolvePublishTarget, utcDate } from '../../scripts/release/prefix.ts';
 import { UsageError } from '../../scripts/lib/errors.ts';
 import type { Env } from '../../scripts/lib/config.ts';
@@ -7,17 +8,6 @@ import type { Env } from '../../scripts/lib/config.ts';
 const NOW = new Date('2024-02-29T23:59:59Z');
 const where = (env: Env): string => resolvePublishTarget(env, NOW).prefix;
 
-function usage(fn: () => unknown, message: string, hint?: string): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, UsageError);
-    assert.is((e as UsageError).message, message);
-    if (hint !== undefined) assert.is((e as UsageError).hint, hint);
-    return;
-  }
-  assert.unreachable(`expected UsageError: ${message}`);
-}
 
 test('GitLab slug rule', () => {
   assert.is(gitlabSlug('master'), 'master');
