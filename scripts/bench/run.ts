@@ -15,7 +15,7 @@ import { formatBytes, info } from '../lib/log.ts';
 import { read, run, stream, which } from '../lib/shell.ts';
 import { exportOptionsFromEnv, IMAGE_FILE, MD5_FILE, DEFAULT_LEVEL, type ExportResult } from '../steps/export.ts';
 import { exportChildArgv, recipeArgv, threadFlag, type Candidate } from './candidates.ts';
-import { ensureLz4Mt } from './lz4-mt.ts';
+import { ensureLz4Mt } from '../export/lz4-mt.ts';
 import { machineTicks, processTree, TreeSampler } from './proc.ts';
 import { goals, summarize, type CandidateSummary, type Goal, type RunSample } from './report.ts';
 
@@ -54,6 +54,8 @@ export interface BenchReport {
   tarBytes: number;
   lz4: { distro: string; mt: string | null };
   export: { level: number; workers: number };
+  /** What each export candidate compressed with (ExportResult.compressor), by candidate id. */
+  compressors: Record<string, string>;
   candidates: (CandidateSummary & { label: string })[];
   samples: RunSample[];
   goals: Goal[];
@@ -89,7 +91,7 @@ interface Tools {
   ticks: number;
 }
 
-async function runOnce(c: Candidate, round: number, def: ImageDef, image: string, work: string, tools: Tools, cores: number): Promise<{ sample: RunSample; tarBytes: number | null }> {
+async function runOnce(c: Candidate, round: number, def: ImageDef, image: string, work: string, tools: Tools, cores: number): Promise<{ sample: RunSample; tarBytes: number | null; compressor: string | null }> {
   const dir = join(work, `${c.id}-${round}`);
   mkdirSync(dir, { recursive: true });
   const container = `metal-bench-${process.pid}-${c.id}-${round}`;
@@ -127,9 +129,12 @@ async function runOnce(c: Candidate, round: number, def: ImageDef, image: string
   const md5 = parseMd5File(readFileSync(md5File, 'utf8'), IMAGE_FILE);
   const lz4Bytes = statSync(lz4File).size;
   let tarBytes: number | null = null;
+  let compressor: string | null = null;
   if (c.kind === 'export') {
     const last = stdout.trim().split('\n').pop() ?? '';
-    tarBytes = (JSON.parse(last) as ExportResult).tarBytes;
+    const r = JSON.parse(last) as ExportResult;
+    tarBytes = r.tarBytes;
+    compressor = r.compressor;
   }
   if (round === 0) {
     // Not timed: the output must be a valid frame (lz4 -t checks blocks and content checksum) and
@@ -142,6 +147,7 @@ async function runOnce(c: Candidate, round: number, def: ImageDef, image: string
   return {
     sample: { candidate: c.id, round, seconds, lz4Bytes, md5, peakTreeRss: usage.peakTreeRss, peakProcessRss: usage.peakProcessRss, cpuSeconds: usage.cpuSeconds, dockerSeconds, otherCores },
     tarBytes,
+    compressor,
   };
 }
 
@@ -174,7 +180,7 @@ export async function runBench(def: ImageDef, opts: BenchOptions): Promise<Bench
   info(`bench ${source} (${id.slice(7, 19)}, pinned as ${image}) on ${cores} cores, ${opts.runs} runs each, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   info(`  lz4: ${distroLz4} (${distroVersion})${mt ? `, ${mt.path} (v${mt.version}, Debian ${mt.debianVersion})` : ''}`);
   info(`  export: level ${exportOpts.level ?? DEFAULT_LEVEL}, ${exportOpts.workers ?? cores} workers`);
-  for (const c of opts.candidates) info(`  ${c.id.padEnd(12)} ${c.label}${c.kind === 'recipe' ? ` [lz4 -9 ${threadFlag(c, cores) || '(no -T)'}]` : ''}`);
+  for (const c of opts.candidates) info(`  ${c.id.padEnd(13)} ${c.label}${c.kind === 'recipe' ? ` [lz4 -9 ${threadFlag(c, cores) || '(no -T)'}]` : ''}`);
 
   // Warm-up, not timed: bring the image's layer files into the page cache, as right after a build.
   const warm = await createContainer(image);
@@ -187,6 +193,7 @@ export async function runBench(def: ImageDef, opts: BenchOptions): Promise<Bench
   const loadBefore = loadavg();
   const samples: RunSample[] = [];
   let tarBytes = 0;
+  const compressors: Record<string, string> = {};
   for (let round = 0; round < opts.runs; round++) {
     for (const c of roundOrder(opts.candidates, round)) {
       const waited = opts.idleWait > 0 ? await waitIdle(opts.idleWait, tools.ticks) : 0;
@@ -194,8 +201,9 @@ export async function runBench(def: ImageDef, opts: BenchOptions): Promise<Bench
       const r = await runOnce(c, round, def, image, work, tools, cores);
       samples.push(r.sample);
       if (r.tarBytes !== null) tarBytes = r.tarBytes;
+      if (r.compressor !== null) compressors[c.id] = r.compressor;
       const s = r.sample;
-      info(`  round ${round + 1}/${opts.runs} ${c.id.padEnd(12)} ${s.seconds.toFixed(2)}s  ${formatBytes(s.lz4Bytes)}  peak RSS ${formatBytes(s.peakTreeRss)}  CPU ${s.cpuSeconds.toFixed(1)}s + dockerd ${s.dockerSeconds.toFixed(1)}s  other load ${s.otherCores.toFixed(2)} cores`);
+      info(`  round ${round + 1}/${opts.runs} ${c.id.padEnd(13)} ${s.seconds.toFixed(2)}s  ${formatBytes(s.lz4Bytes)}  peak RSS ${formatBytes(s.peakTreeRss)}  CPU ${s.cpuSeconds.toFixed(1)}s + dockerd ${s.dockerSeconds.toFixed(1)}s  other load ${s.otherCores.toFixed(2)} cores`);
     }
   }
   const loadAfter = loadavg();
@@ -214,6 +222,7 @@ export async function runBench(def: ImageDef, opts: BenchOptions): Promise<Bench
     tarBytes,
     lz4: { distro: distroVersion, mt: mt ? `${mt.version} (Debian ${mt.debianVersion})` : null },
     export: { level: exportOpts.level ?? DEFAULT_LEVEL, workers: exportOpts.workers ?? cores },
+    compressors,
     candidates: summaries,
     samples,
     goals: goals(summaries),

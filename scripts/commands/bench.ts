@@ -55,7 +55,7 @@ export async function main(args: Args): Promise<void> {
   console.log('');
   console.log(table(summaryRows(r.candidates)));
   console.log('');
-  for (const c of r.candidates) console.log(`  ${c.id.padEnd(12)} ${c.label}`);
+  for (const c of r.candidates) console.log(`  ${c.id.padEnd(13)} ${c.label}${r.compressors[c.id] ? ` [${r.compressors[c.id]}]` : ''}`);
   console.log('  MB = 10^6 bytes of tar per second at the median time; vs = baseline median / this median;');
   console.log('  peak RSS tree = highest sum over the process tree (sampled every 100 ms; dockerd not included);');
   console.log('  max proc = largest single process; CPU s = user+system of the tree; +dockerd = CPU of dockerd and');

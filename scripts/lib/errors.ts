@@ -39,10 +39,12 @@ export class ToolError extends MetalError {
   readonly command: string;
   readonly code: number | null;
   readonly stderrTail: string;
+  readonly signal: string | null;
   constructor(command: string, code: number | null, signal: string | null, stderrTail: string, hint?: string) {
     super('tool', `${command} ${describeExit(code, signal)}`, hint);
     this.command = command;
     this.code = code;
+    this.signal = signal;
     this.stderrTail = stderrTail;
   }
 }

@@ -22,12 +22,16 @@ export interface RunOptions {
   hint?: string;
   /** Print the command line before running it (default: only with --debug). */
   echo?: boolean;
+  /** Also return stdout as raw bytes (binary output, e.g. a tar). */
+  encoding?: 'buffer';
 }
 
 export interface RunResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** Raw stdout, with `encoding: 'buffer'` only. */
+  stdoutBuffer?: Buffer;
 }
 
 let dryRun = false;
@@ -71,7 +75,8 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
   } catch (e) {
     out = e instanceof ProcessOutput ? e : ProcessOutput.fromError(e as Error);
   }
-  const result = { code: out.exitCode, stdout: out.stdout, stderr: out.stderr };
+  const result: RunResult = { code: out.exitCode, stdout: out.stdout, stderr: out.stderr };
+  if (opts.encoding === 'buffer') result.stdoutBuffer = out.buffer();
   if (out.exitCode !== 0 && !opts.nothrow) {
     throw new ToolError(line, out.exitCode, out.signal, tail(out.stderr || out.stdout), opts.hint);
   }
@@ -101,8 +106,12 @@ export interface Streaming {
 /**
  * Start a long-running process whose stdout is consumed as a stream (docker export, lz4, qemu).
  * stderr is collected for the error message. The caller must await `done`.
+ *
+ * `stdin` may be another process's stdout (a pipe): it is handed over, not copied. The child
+ * reads the pipe itself and this process closes its own end at once, so the bytes flow from one
+ * process to the next without passing through node (as in a shell pipeline).
  */
-export function stream(argv: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' | number; hint?: string } = {}): Streaming {
+export function stream(argv: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: 'pipe' | 'ignore' | Readable; stdout?: 'pipe' | 'ignore' | number; hint?: string } = {}): Streaming {
   const line = formatCommand(argv);
   debug(`$ ${line}`);
   const [cmd, ...args] = argv as [string, ...string[]];
@@ -111,6 +120,8 @@ export function stream(argv: readonly string[], opts: { cwd?: string; env?: Node
     env: opts.env ? { ...process.env, ...opts.env } : process.env,
     stdio: [opts.stdin ?? 'ignore', opts.stdout ?? 'pipe', 'pipe'],
   });
+  // Handed over: close our end before the event loop could read from it (nothing has, yet).
+  if (typeof opts.stdin === 'object') opts.stdin.destroy();
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8192);

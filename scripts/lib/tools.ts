@@ -22,7 +22,10 @@ export const APT_TOOLS: readonly AptTool[] = [
   { bin: 'ssh', pkg: 'openssh-client', why: 'runs goss inside the VM' },
   { bin: 'ssh-keygen', pkg: 'openssh-client', why: 'test-only key for the VM' },
   { bin: 'shellcheck', pkg: 'shellcheck', why: 'lints the shell scripts shipped in images' },
-  { bin: 'gcc', pkg: 'gcc', why: 'cgo build of flatcar ignition' },
+  { bin: 'gcc', pkg: 'gcc', why: 'cgo build of flatcar ignition; builds lz4 1.10' },
+  { bin: 'make', pkg: 'make', why: 'builds lz4 1.10 (multithreaded) from Debian trixie\'s source package' },
+  { bin: 'dpkg-source', pkg: 'dpkg-dev', why: 'unpacks the lz4 1.10 source package' },
+  { bin: 'tar', pkg: 'tar', why: 'cuts container leftovers out of the export stream (GNU tar --delete)' },
 ];
 
 /** Debian packages that provide no executable but are needed (headers, keyrings). */

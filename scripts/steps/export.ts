@@ -1,37 +1,51 @@
-// Export in one pass: docker export → block-parallel LZ4 HC (all cores) → file, with the md5 of
-// the compressed bytes computed on the fly and the package list collected in parallel. No
-// temporary full-size tar. Files are written under .partial names and renamed into place, the
+// Export in one pass: docker export → LZ4 HC on all cores → file, with the md5 of the compressed
+// bytes computed on the fly and the package list collected in parallel. No temporary full-size
+// tar. Two compressors write the same bytes: one lz4 >= 1.10 process with -T<cores> (built by
+// make setup; the default), or, without it, N distro lz4 processes whose blocks are reassembled
+// into one frame here (compressParallel). Files are written under .partial names and renamed into place, the
 // md5 last, so an interrupted run never leaves an md5 that matches a partial image.
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, renameSync, rmSync, statfsSync, writeFileSync, type WriteStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { PreconditionError, UsageError } from '../lib/errors.ts';
+import { PreconditionError, ToolError, UsageError } from '../lib/errors.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { createContainer, exportContainer, removeContainer, runInImage, imageExists } from '../lib/docker.ts';
-import { run } from '../lib/shell.ts';
+import { run, stream } from '../lib/shell.ts';
 import { formatMd5File } from '../lib/md5file.ts';
 import { Progress, formatBytes, info } from '../lib/log.ts';
-import { compressParallel } from '../export/parallel-lz4.ts';
-import { TarEntryFilter, RUNTIME_LEFTOVERS } from '../export/tar-filter.ts';
+import { compressParallel, type CompressResult } from '../export/parallel-lz4.ts';
+import { compressThreaded } from '../export/threaded-lz4.ts';
+import { findLz4Mt } from '../export/lz4-mt.ts';
+import { containerLeftovers, tarDeleteArgv } from '../export/leftovers.ts';
 
 export const IMAGE_FILE = 'img.tar.lz4';
 export const MD5_FILE = 'img.tar.lz4.md5';
 export const PACKAGES_FILE = 'packages.txt';
-export const DEFAULT_LEVEL = 6;
+export const DEFAULT_LEVEL = 5;
 
 export interface ExportOptions {
-  /** Compressor processes; default: one per core. */
+  /** Compressor threads (or processes, for 'blocks'); default: one per core. */
   workers?: number;
   /**
-   * LZ4 HC level (lz4 -<level>). Default 6: on the Debian image it costs about half the CPU of
-   * upstream's -9 for output under 0.5% larger (measured: -9 444.40 MB, -6 446.48 MB, -5 448.14 MB
-   * on a 1071 MB tar). LZ4_LEVEL=9 reproduces `lz4 -9` byte for byte.
+   * LZ4 HC level (lz4 -<level>). Default 5, the lowest HC level whose output stays within 1% of
+   * upstream's -9. On the Debian image's 904.6 MB tar (lz4 1.10, one thread, CPU seconds):
+   * -9 386.93 MB 31.3 s, -6 388.63 MB (+0.44%) 16.8 s, -5 390.02 MB (+0.80%) 14.6 s,
+   * -4 +1.39%. On 2 cores -6 missed the 2.5x goal against upstream's recipe (2.42x in make bench);
+   * LZ4_LEVEL=6 trades that time for 0.36% less size, LZ4_LEVEL=9 reproduces `lz4 -9` byte for byte.
    */
   level?: number;
   contentChecksum?: boolean;
+  /**
+   * 'threads': one lz4 >= 1.10 process, -T<workers> (needs .state/bin/lz4-1.10 from make setup);
+   * 'blocks': <workers> distro lz4 processes, blocks reassembled here. Default: threads when built.
+   */
+  compressor?: Compressor;
   quiet?: boolean;
 }
+
+export const COMPRESSORS = ['threads', 'blocks'] as const;
+export type Compressor = (typeof COMPRESSORS)[number];
 
 export interface ExportResult {
   dir: string;
@@ -41,20 +55,27 @@ export interface ExportResult {
   lz4Bytes: number;
   packages: number;
   seconds: number;
+  /** What compressed, e.g. "lz4 1.10.0 -6 -T2" or "2 x lz4 1.9.4 -6 (block-parallel)". */
+  compressor: string;
 }
 
-/** Pure: options from the environment's LZ4_LEVEL / EXPORT_WORKERS. */
-export function exportOptionsFromEnv(env: { LZ4_LEVEL?: string; EXPORT_WORKERS?: string }): ExportOptions {
+/** Pure: options from the environment's LZ4_LEVEL / EXPORT_WORKERS / EXPORT_COMPRESSOR. */
+export function exportOptionsFromEnv(env: { LZ4_LEVEL?: string; EXPORT_WORKERS?: string; EXPORT_COMPRESSOR?: string }): ExportOptions {
   const out: ExportOptions = {};
   if (env.LZ4_LEVEL !== undefined) {
     const l = Number(env.LZ4_LEVEL);
-    if (!Number.isInteger(l) || l < 1 || l > 12) throw new UsageError(`LZ4_LEVEL=${env.LZ4_LEVEL} is not a level 1..12`, 'unset LZ4_LEVEL (default 9) or set 1..12');
+    if (!Number.isInteger(l) || l < 1 || l > 12) throw new UsageError(`LZ4_LEVEL=${env.LZ4_LEVEL} is not a level 1..12`, `unset LZ4_LEVEL (default ${DEFAULT_LEVEL}) or set 1..12`);
     out.level = l;
   }
   if (env.EXPORT_WORKERS !== undefined) {
     const w = Number(env.EXPORT_WORKERS);
     if (!Number.isInteger(w) || w < 1 || w > 256) throw new UsageError(`EXPORT_WORKERS=${env.EXPORT_WORKERS} is not a count 1..256`, 'unset EXPORT_WORKERS (default: one per core)');
     out.workers = w;
+  }
+  if (env.EXPORT_COMPRESSOR !== undefined && env.EXPORT_COMPRESSOR !== '') {
+    const c = env.EXPORT_COMPRESSOR;
+    if (!(COMPRESSORS as readonly string[]).includes(c)) throw new UsageError(`EXPORT_COMPRESSOR=${c} is not one of ${COMPRESSORS.join(', ')}`, 'unset EXPORT_COMPRESSOR (default: threads when make setup built lz4 1.10)');
+    out.compressor = c as Compressor;
   }
   return out;
 }
@@ -95,11 +116,91 @@ async function checkFreeSpace(dir: string, ref: string): Promise<void> {
   }
 }
 
+export interface ChosenCompressor {
+  kind: Compressor;
+  /** lz4 >= 1.10 for 'threads'. */
+  bin: string | null;
+  label: string;
+}
+
+/** The 'threads' compressor when lz4 >= 1.10 is built (or 'blocks' is asked for), else 'blocks'. */
+export async function chooseCompressor(opts: ExportOptions, level: number, workers: number): Promise<ChosenCompressor> {
+  const mt = opts.compressor === 'blocks' ? null : await findLz4Mt();
+  if (mt) return { kind: 'threads', bin: mt.path, label: `lz4 ${mt.version} -${level} -T${workers}` };
+  if (opts.compressor === 'threads') throw new PreconditionError('EXPORT_COMPRESSOR=threads needs lz4 >= 1.10, and .state/bin/lz4-1.10 is not built', 'run make setup (it builds lz4 1.10 from Debian trixie\'s source package), or unset EXPORT_COMPRESSOR');
+  const distro = (await run(['lz4', '-V'], { nothrow: true })).stdout;
+  const version = /v(\d+\.\d+\.\d+)/.exec(distro)?.[1] ?? '?';
+  if (!opts.compressor && !opts.quiet) info('export: lz4 >= 1.10 is not built (make setup builds it); compressing block-parallel with the distro lz4 instead: same bytes, more CPU');
+  return { kind: 'blocks', bin: null, label: `${workers} x lz4 ${version} -${level} (block-parallel)` };
+}
+
+/**
+ * Wait for every stage of a process chain; on the first failure stop the others, so the chain
+ * never waits on a stage whose partner died. The error reported is the cause, not the echo: a
+ * stage killed by SIGPIPE only lost its reader, so another stage's failure is preferred.
+ */
+export async function settleChain(stages: readonly Promise<unknown>[], stopAll: () => void): Promise<void> {
+  for (const s of stages) s.catch(stopAll);
+  const settled = await Promise.allSettled(stages);
+  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (errors.length > 0) throw pickCause(errors);
+}
+
+/**
+ * Pure: among the failures of a chain's stages, listed upstream first, the cause: the first one
+ * that is not just the echo of another (killed by SIGPIPE, or by our SIGTERM after a failure).
+ */
+export function pickCause(errors: readonly unknown[]): unknown {
+  const echo = (e: unknown): boolean => e instanceof ToolError && (e.signal === 'SIGPIPE' || e.signal === 'SIGTERM');
+  return errors.find((e) => !echo(e)) ?? errors[0];
+}
+
+export interface ContainerCompressOptions {
+  level: number;
+  workers: number;
+  contentChecksum: boolean;
+  compressor: ChosenCompressor;
+  /** Every piece of the frame, in order; awaited (backpressure). */
+  write: (buf: Buffer) => Promise<void> | void;
+  onProgress?: (tarBytes: number) => void;
+}
+
+/**
+ * A container's filesystem as one LZ4 frame: `docker export <id> | tar --delete <leftovers> |
+ * lz4 -T<n>`, wired process to process, so node only sees the compressed bytes. With the 'blocks'
+ * compressor node reads the filtered tar and feeds N distro lz4 processes instead.
+ */
+export async function compressContainer(id: string, opts: ContainerCompressOptions): Promise<CompressResult & { leftovers: string[] }> {
+  // /.dockerenv would make systemd on the machine believe it runs in a container; /dev nodes are
+  // shadowed by devtmpfs at boot (see leftovers.ts).
+  const leftovers = await containerLeftovers(id);
+  const exporter = exportContainer(id);
+  const filter = leftovers.length > 0 ? stream(tarDeleteArgv(leftovers), { stdin: exporter.stdout, hint: 'tar must be GNU tar (apt-get install tar)' }) : null;
+  const tar = filter ? filter.stdout : exporter.stdout;
+  const killAll = (): void => {
+    exporter.kill();
+    filter?.kill();
+    tar.destroy();
+  };
+  const { compressor, workers, ...rest } = opts;
+  const compressing = compressor.bin ? compressThreaded(tar, { ...rest, threads: workers, bin: compressor.bin }) : compressParallel(tar, { ...rest, workers });
+  try {
+    await settleChain([exporter.done, ...(filter ? [filter.done] : []), compressing], killAll);
+  } catch (e) {
+    killAll();
+    throw e;
+  }
+  return { ...(await compressing), leftovers };
+}
+
 export async function exportImage(ref: string, packagesCommand: readonly string[], dir: string, opts: ExportOptions = {}): Promise<ExportResult> {
   if (!(await imageExists(ref))) throw new PreconditionError(`image ${ref} is not built`, `build it first, e.g. make ${ref.split('/')[1]?.split(':')[0] ?? '<os>'}`);
   mkdirSync(dir, { recursive: true });
   await checkFreeSpace(dir, ref);
   const t0 = performance.now();
+  const level = opts.level ?? DEFAULT_LEVEL;
+  const workers = opts.workers ?? availableParallelism();
+  const compressor = await chooseCompressor(opts, level, workers);
   const final = { image: join(dir, IMAGE_FILE), md5: join(dir, MD5_FILE), packages: join(dir, PACKAGES_FILE) };
   const partial = { image: `${final.image}.partial`, md5: `${final.md5}.partial`, packages: `${final.packages}.partial` };
   // The old md5 goes first: from here until the new one lands, the directory is visibly incomplete.
@@ -115,32 +216,26 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
     writeFileSync(partial.packages, text);
     return countPackages(text);
   });
+  packagesJob.catch(() => {}); // awaited below; a failed compression must not leave it unobserved
 
   const md5 = createHash('md5');
   const out = createWriteStream(partial.image);
   const progress = opts.quiet ? null : new Progress(`export ${ref}`);
-  const exporter = exportContainer(id);
-  // /.dockerenv would make systemd on the machine believe it runs in a container; docker's /dev
-  // nodes are shadowed by devtmpfs at boot.
-  const filter = new TarEntryFilter(RUNTIME_LEFTOVERS, true);
-  exporter.stdout.on('error', (e) => filter.destroy(e));
-  exporter.stdout.pipe(filter);
   let result;
   try {
-    result = await compressParallel(filter, {
-      workers: opts.workers ?? availableParallelism(),
-      level: opts.level ?? DEFAULT_LEVEL,
+    result = await compressContainer(id, {
+      level,
+      workers,
       contentChecksum: opts.contentChecksum ?? true,
-      write: (b) => {
+      compressor,
+      write: (b: Buffer) => {
         md5.update(b);
         return writeTo(out, b);
       },
-      onProgress: (n) => progress?.update(n),
+      onProgress: (n: number) => progress?.update(n),
     });
-    await exporter.done;
     await closeStream(out);
   } catch (e) {
-    exporter.kill();
     out.destroy();
     throw e;
   }
@@ -156,8 +251,8 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
   await dropPartials();
   const seconds = (performance.now() - t0) / 1000;
   if (!opts.quiet) {
-    if (filter.dropped.length) info(`left out of the tar (container runtime leftovers): ${filter.dropped.join(' ')}`);
-    info(`${final.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}), md5 ${hex}, ${packages} packages`);
+    if (result.leftovers.length) info(`left out of the tar (container runtime leftovers): ${result.leftovers.map((p) => `/${p}`).join(' ')}`);
+    info(`${final.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}, ${compressor.label}), md5 ${hex}, ${packages} packages`);
   }
-  return { dir, image: final.image, md5: hex, tarBytes: result.inBytes, lz4Bytes: result.outBytes, packages, seconds };
+  return { dir, image: final.image, md5: hex, tarBytes: result.inBytes, lz4Bytes: result.outBytes, packages, seconds, compressor: compressor.label };
 }

@@ -3,12 +3,13 @@
 // scripts/tools/go.mod into .state/bin, and a running docker daemon.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { PreconditionError } from '../lib/errors.ts';
+import { MetalError, PreconditionError } from '../lib/errors.ts';
 import { run, which } from '../lib/shell.ts';
 import { config } from '../lib/config.ts';
-import { info } from '../lib/log.ts';
+import { info, warn } from '../lib/log.ts';
 import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, toolInstalled, type GoTool } from '../lib/tools.ts';
 import { ensureDaemon } from '../lib/docker.ts';
+import { ensureLz4Mt, findLz4Mt } from '../export/lz4-mt.ts';
 
 export interface SetupReport {
   did: string[];
@@ -63,6 +64,24 @@ async function buildGoTool(tool: GoTool): Promise<string | null> {
   return `built ${tool.name} ${version} (${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${bin}`;
 }
 
+/**
+ * lz4 >= 1.10 with threads, the export's compressor. Not fatal when it cannot be built (a mirror
+ * without trixie sources): the export then runs block-parallel with the distro lz4, same bytes.
+ */
+async function buildLz4Threads(): Promise<string | null> {
+  if (await findLz4Mt()) return null;
+  const t0 = performance.now();
+  try {
+    const mt = await ensureLz4Mt();
+    return `built lz4 ${mt.version} (Debian ${mt.debianVersion}, ${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${mt.path}`;
+  } catch (e) {
+    if (!(e instanceof MetalError)) throw e;
+    warn(`setup: could not build lz4 >= 1.10: ${e.message.split('\n')[0]}`);
+    warn(`  the export falls back to the distro lz4, block-parallel (same bytes, more CPU); fix: ${e.hint ?? 'see above'}, then make setup`);
+    return null;
+  }
+}
+
 export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly string[] } = {}): Promise<SetupReport> {
   const did: string[] = [];
   const say = (s: string | null): void => {
@@ -78,6 +97,7 @@ export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly stri
     if (opts.tools && !opts.tools.includes(tool.name)) continue;
     say(await buildGoTool(tool));
   }
-  if (did.length === 0 && !opts.quiet) info('setup: everything is present (Debian packages, Go tools, docker daemon)');
+  if (!opts.tools) say(await buildLz4Threads());
+  if (did.length === 0 && !opts.quiet) info('setup: everything is present (Debian packages, Go tools, lz4 1.10, docker daemon)');
   return { did };
 }

@@ -4,9 +4,11 @@
 //
 // Two `docker export`s of one image differ (docker creates /.dockerenv, /etc/hostname, /etc/hosts
 // and /etc/resolv.conf in every new container, with that second as mtime), while two exports of
-// the same container are identical. So the exact comparison hashes the tar on its way into the
-// compressor (a tee), and the run of exportImage itself is tied to its input by the frame's
+// the same container are identical. So the exact comparison compresses one container and hashes
+// a second export of it, and the run of exportImage itself is tied to its input by the frame's
 // content checksum (xxh32 of the tar as read), which pierrec and lz4 -d both verify.
+// Both compressors are covered: lz4 1.10 with threads (the default; make setup builds it) and
+// the block-parallel fallback with the distro lz4. They must write the same bytes.
 // The integration suite builds images/debian/12 first; a missing image fails here, it is not skipped.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,14 +16,17 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { config, ROOT } from '../../scripts/lib/config.ts';
-import { createContainer, exportContainer, imageExists, removeContainer } from '../../scripts/lib/docker.ts';
+import { createContainer, imageExists, removeContainer } from '../../scripts/lib/docker.ts';
 import { imageTag, loadImageDef } from '../../scripts/lib/image-def.ts';
 import { md5OfFile, parseMd5File } from '../../scripts/lib/md5file.ts';
 import { read, run, stream } from '../../scripts/lib/shell.ts';
 import { compressParallel } from '../../scripts/export/parallel-lz4.ts';
-import { DEFAULT_LEVEL, exportImage } from '../../scripts/steps/export.ts';
+import { compressThreaded } from '../../scripts/export/threaded-lz4.ts';
+import { findLz4Mt } from '../../scripts/export/lz4-mt.ts';
+import { tarDeleteArgv } from '../../scripts/export/leftovers.ts';
+import { chooseCompressor, compressContainer, DEFAULT_LEVEL, exportImage, type ChosenCompressor } from '../../scripts/steps/export.ts';
 
 const SRC = join(ROOT, 'tests', 'lz4compat');
 const BIN = join(config().binDir, 'lz4compat');
@@ -63,15 +68,37 @@ function sha256(b: Buffer): { sha256: string; bytes: number } {
   return { sha256: createHash('sha256').update(b).digest('hex'), bytes: b.length };
 }
 
-async function compressTo(file: string, input: Readable, opts: { workers: number; level: number; contentChecksum: boolean }): Promise<void> {
+/** A write callback into a file, with backpressure, and the function that closes it. */
+function fileSink(file: string): { write: (b: Buffer) => Promise<void> | void; close: () => Promise<void> } {
   const out = createWriteStream(file);
-  await compressParallel(input, {
-    ...opts,
+  return {
     write: (b) => {
       if (!out.write(b)) return new Promise<void>((r) => out.once('drain', () => r()));
     },
-  });
-  await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    close: () => new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve()))),
+  };
+}
+
+async function compressTo(file: string, input: Readable, opts: { workers: number; level: number; contentChecksum: boolean }): Promise<void> {
+  const sink = fileSink(file);
+  await compressParallel(input, { ...opts, write: sink.write });
+  await sink.close();
+}
+
+/** The default compressor: one lz4 1.10 process with threads, reading `src` through a pipe (cat). */
+async function compressThreadedTo(file: string, src: string, opts: { threads: number; level: number; contentChecksum: boolean }): Promise<void> {
+  const mt = await findLz4Mt();
+  assert.ok(mt, '.state/bin/lz4-1.10 is not built: make setup builds it (make test-integration runs setup)');
+  const cat = stream(['cat', src]);
+  const sink = fileSink(file);
+  await compressThreaded(cat.stdout, { ...opts, bin: mt!.path, write: sink.write });
+  await cat.done;
+  await sink.close();
+}
+
+/** sha256 of a file. */
+function fileSha(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
 const scratch = (): string => {
@@ -86,17 +113,23 @@ test('tests/lz4compat pins github.com/pierrec/lz4/v4 v4.1.22 (the metal-hammer\'
   assert.ok(existsSync(BIN));
 });
 
-test('pierrec decodes compressParallel frames of every level and worker count it is used with', async () => {
+test('both compressors write the same frame at every level and worker count; pierrec decodes it', async () => {
   const dir = scratch();
   try {
     // a 13 MiB input: some text-like, some noise, some zeros
     const data = Buffer.alloc(13 * 1024 * 1024 + 4567);
     for (let i = 0; i < data.length; i++) data[i] = i % 3 === 0 ? (i * 2654435761) >>> 27 : i % 1000 < 700 ? 0x61 + ((i >> 7) % 26) : 0;
+    const src = join(dir, 'input');
+    writeFileSync(src, data);
     const want = sha256(data);
-    for (const [level, workers, contentChecksum] of [[DEFAULT_LEVEL, 2, true], [9, 3, true], [1, 1, false], [12, 2, true]] as const) {
-      const file = join(dir, `l${level}w${workers}.lz4`);
-      await compressTo(file, Readable.from([data]), { level, workers, contentChecksum });
-      assert.equal(await goDecode(file), want, `level ${level}, ${workers} workers, content checksum ${contentChecksum}`);
+    for (const [level, workers, contentChecksum] of [[DEFAULT_LEVEL, 2, true], [6, 2, true], [9, 3, true], [1, 1, false], [12, 2, true]] as const) {
+      const what = `level ${level}, ${workers} workers, content checksum ${contentChecksum}`;
+      const blocks = join(dir, `l${level}w${workers}.blocks.lz4`);
+      const threads = join(dir, `l${level}w${workers}.threads.lz4`);
+      await compressTo(blocks, Readable.from([data]), { level, workers, contentChecksum });
+      await compressThreadedTo(threads, src, { level, threads: workers, contentChecksum });
+      assert.is(fileSha(threads), fileSha(blocks), `${what}: lz4 1.10 -T and the block-parallel frames differ`);
+      assert.equal(await goDecode(threads), want, what);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -128,31 +161,48 @@ test('pierrec v4.1.22 reads only the first of concatenated frames (why the expor
   }
 });
 
-test(`the export of ${IMAGE}: pierrec and lz4 -d both return exactly the tar docker export streamed`, async () => {
+test(`one container of ${IMAGE}, both compressors: one frame, and pierrec returns exactly the filtered tar`, async () => {
   assert.ok(await imageExists(IMAGE), `${IMAGE} is not built: run make debian (the integration suite builds it first)`);
   const dir = scratch();
   const id = await createContainer(IMAGE);
   try {
-    // the exporter's defaults (as exportImage uses them), fed through a tee that hashes the tar
-    const tar = createHash('sha256');
-    let tarBytes = 0;
-    const tee = new PassThrough({ highWaterMark: 1 << 20 });
-    tee.on('data', (d: Buffer) => {
-      tar.update(d);
-      tarBytes += d.length;
-    });
-    const exporter = exportContainer(id);
-    exporter.stdout.pipe(tee);
-    const file = join(dir, 'img.tar.lz4');
-    await compressTo(file, tee, { level: DEFAULT_LEVEL, workers: availableParallelism(), contentChecksum: true });
-    await exporter.done;
-    const want = { sha256: tar.digest('hex'), bytes: tarBytes };
-    assert.ok(want.bytes > 100e6, `a real image tar is over 100 MB, got ${want.bytes}`);
+    const cores = availableParallelism();
+    const run1 = async (c: ChosenCompressor, file: string): Promise<{ leftovers: string[]; inBytes: number }> => {
+      const sink = fileSink(file);
+      const r = await compressContainer(id, { level: DEFAULT_LEVEL, workers: cores, contentChecksum: true, compressor: c, write: sink.write });
+      await sink.close();
+      return r;
+    };
+    const threads = await chooseCompressor({ compressor: 'threads' }, DEFAULT_LEVEL, cores);
+    const blocks = await chooseCompressor({ compressor: 'blocks', quiet: true }, DEFAULT_LEVEL, cores);
+    const a = await run1(threads, join(dir, 'threads.lz4'));
+    const b = await run1(blocks, join(dir, 'blocks.lz4'));
+    assert.is(fileSha(join(dir, 'threads.lz4')), fileSha(join(dir, 'blocks.lz4')), 'the two compressors wrote different frames');
+    assert.equal(a.leftovers, b.leftovers);
+    assert.ok(a.leftovers.includes('.dockerenv'), `docker adds /.dockerenv to every container: ${a.leftovers.join(' ')}`);
+    assert.ok(a.leftovers.includes('dev/null'), `the base has device nodes: ${a.leftovers.join(' ')}`);
 
-    assert.equal(await goDecode(file), want, 'pierrec/lz4 v4.1.22 output vs the exported tar');
-    assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', file]), want, 'lz4 -dc output vs the exported tar');
-    // and the tar is the container's: a second export of the same container hashes the same
-    assert.equal(await hashOutput(['docker', 'export', id]), want, 'docker export of one container is deterministic');
+    // the same container exported again and filtered the same way: the bytes both frames hold
+    const again = stream(['docker', 'export', id]);
+    const filtered = stream(tarDeleteArgv(a.leftovers), { stdin: again.stdout });
+    const h = createHash('sha256');
+    let bytes = 0;
+    filtered.stdout.on('data', (d: Buffer) => {
+      h.update(d);
+      bytes += d.length;
+    });
+    await Promise.all([again.done, filtered.done]);
+    const want = { sha256: h.digest('hex'), bytes };
+    assert.ok(want.bytes > 100e6, `a real image tar is over 100 MB, got ${want.bytes}`);
+    assert.is(a.inBytes, want.bytes, 'the byte count lz4 reported');
+    assert.is(b.inBytes, want.bytes, 'the byte count compressParallel counted');
+
+    const file = join(dir, 'threads.lz4');
+    assert.equal(await goDecode(file), want, 'pierrec/lz4 v4.1.22 output vs the filtered tar');
+    assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', file]), want, 'lz4 -dc output vs the filtered tar');
+    const listing = await read(['sh', '-c', 'lz4 -dc "$1" | tar -t', 'sh', file]);
+    for (const gone of a.leftovers) assert.not.ok(listing.split('\n').includes(gone), `${gone} is still in the tar`);
+    assert.ok(listing.split('\n').includes('dev/'), 'the /dev directory itself stays (the hammer binds /dev onto it)');
   } finally {
     await removeContainer(id);
     rmSync(dir, { recursive: true, force: true });

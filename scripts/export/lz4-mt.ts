@@ -1,7 +1,8 @@
-// A multithreaded lz4 (>= 1.10) for the benchmark's second baseline, built from Debian trixie's
-// source package. The host's lz4 (bookworm: 1.9.4, single-threaded) stays untouched, and so does
-// the host's apt configuration: the source is fetched with a private sources.list, list directory
-// and cache under .state/apt-trixie/. Only `make bench` calls this; `make setup` does not need it.
+// lz4 >= 1.10 (multithreaded, -T), built from Debian trixie's source package into
+// .state/bin/lz4-1.10. `make setup` builds it once: the export compresses with it (one process,
+// -T<cores>), and the benchmark uses it for its multithreaded baseline. The host's lz4 (bookworm:
+// 1.9.4, single-threaded) stays untouched, and so does the host's apt configuration: the source is
+// fetched with a private sources.list, list directory and cache under .state/apt-trixie/.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { config } from '../lib/config.ts';
@@ -58,22 +59,29 @@ async function probe(path: string): Promise<{ version: string; multithread: bool
   return r.code === 0 ? parseLz4Version(r.stdout + r.stderr) : null;
 }
 
+/** The built binary if it is there and sound (runs, says multithread, has its stamp); never builds. */
+export async function findLz4Mt(): Promise<Lz4Mt | null> {
+  const bin = join(config().binDir, LZ4_MT_NAME);
+  const stamp = `${bin}.stamp`;
+  const have = await probe(bin);
+  if (!have || !have.multithread || !hasThreads(have.version) || !existsSync(stamp)) return null;
+  return { path: bin, version: have.version, debianVersion: readFileSync(stamp, 'utf8').trim() };
+}
+
 /**
  * `.state/bin/lz4-1.10`, built once. The stamp file next to it holds the Debian version it was
  * built from; a binary that exists, runs, says multithread and matches its stamp is reused without
  * touching the network.
  */
 export async function ensureLz4Mt(): Promise<Lz4Mt> {
+  const found = await findLz4Mt();
+  if (found) return found;
   const { binDir, stateDir, env } = config();
   const bin = join(binDir, LZ4_MT_NAME);
   const stamp = `${bin}.stamp`;
-  const have = await probe(bin);
-  if (have && have.multithread && hasThreads(have.version) && existsSync(stamp)) {
-    return { path: bin, version: have.version, debianVersion: readFileSync(stamp, 'utf8').trim() };
-  }
 
   for (const [tool, pkg] of [['apt-get', 'apt'], ['dpkg-source', 'dpkg-dev'], ['make', 'make'], ['gcc', 'gcc']] as const) {
-    if (!(await which(tool))) throw new PreconditionError(`${tool} is needed to build lz4 >= 1.10 for the benchmark`, `apt-get install ${pkg} (or run make setup)`);
+    if (!(await which(tool))) throw new PreconditionError(`${tool} is needed to build lz4 >= 1.10`, `apt-get install ${pkg} (or run make setup)`);
   }
   const mirror = (env.DEBIAN_MIRROR ?? DEFAULT_MIRROR).replace(/\/$/, '');
   const aptDir = join(stateDir, `apt-${LZ4_MT_SUITE}`);

@@ -1,0 +1,89 @@
+// Pure parts of the export: options from the environment, the lz4 >= 1.10 command line and what it
+// reports on stderr, and which failure of the docker export | tar | lz4 chain is the cause.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ToolError, UsageError } from '../../scripts/lib/errors.ts';
+import { stream } from '../../scripts/lib/shell.ts';
+import { tarDeleteArgv } from '../../scripts/export/leftovers.ts';
+import { tarball } from './tar-fixture.ts';
+import { lz4Progress, lz4Totals, threadedLz4Argv } from '../../scripts/export/threaded-lz4.ts';
+import { DEFAULT_LEVEL, exportOptionsFromEnv, pickCause, settleChain } from '../../scripts/steps/export.ts';
+
+test('exportOptionsFromEnv: level, workers and compressor; bad values are usage errors naming the fix', () => {
+  assert.equal(exportOptionsFromEnv({}), {});
+  assert.equal(exportOptionsFromEnv({ LZ4_LEVEL: '9', EXPORT_WORKERS: '4', EXPORT_COMPRESSOR: 'blocks' }), { level: 9, workers: 4, compressor: 'blocks' });
+  assert.equal(exportOptionsFromEnv({ EXPORT_COMPRESSOR: '' }), {});
+  for (const [env, pattern] of [
+    [{ LZ4_LEVEL: '13' }, /LZ4_LEVEL=13 is not a level 1\.\.12/],
+    [{ LZ4_LEVEL: 'fast' }, /LZ4_LEVEL=fast/],
+    [{ EXPORT_WORKERS: '0' }, /EXPORT_WORKERS=0 is not a count/],
+    [{ EXPORT_COMPRESSOR: 'zstd' }, /EXPORT_COMPRESSOR=zstd is not one of threads, blocks/],
+  ] as const) {
+    try {
+      exportOptionsFromEnv(env);
+      assert.unreachable(`${JSON.stringify(env)} was accepted`);
+    } catch (e) {
+      assert.instance(e, UsageError);
+      assert.match((e as Error).message, pattern);
+    }
+  }
+  try {
+    exportOptionsFromEnv({ LZ4_LEVEL: '0' });
+    assert.unreachable('LZ4_LEVEL=0 was accepted');
+  } catch (e) {
+    assert.match((e as UsageError).hint ?? '', new RegExp(`default ${DEFAULT_LEVEL}`), 'the hint names the real default');
+  }
+});
+
+test('threadedLz4Argv: level, threads, explicit 4 MiB independent blocks, -v for the byte counts', () => {
+  assert.equal(threadedLz4Argv('/x/lz4', 5, 2, true), ['/x/lz4', '-5', '-T2', '-B7', '-BI', '-v', '-c']);
+  assert.equal(threadedLz4Argv('lz4', 9, 8, false), ['lz4', '-9', '-T8', '-B7', '-BI', '--no-frame-crc', '-v', '-c']);
+});
+
+// stderr of `head -c 20000000 img.tar | lz4-1.10 -5 -T2 -v -c`, as captured (\r between updates)
+const STDERR =
+  '*** LZ4 command line interface 64-bits v1.10.0, by Yann Collet ***\nUsing stdin for input\nUsing stdout for output\n' +
+  '\rRead : 0 MiB   ==> inf%   \rRead : 16 MiB   ==> 110.69%   \r' + ' '.repeat(79) + '\r' +
+  'Compressed 20000000 bytes into 18570784 bytes ==> 92.85%\nDone in 0.36 s ==> 52.80 MiB/s  (cpu load : 165%)\n';
+
+test('lz4Progress: the last "Read : N MiB" in bytes; nothing before the first one', () => {
+  assert.is(lz4Progress(STDERR), 16 * 1024 * 1024);
+  assert.is(lz4Progress('*** LZ4 command line interface ***\n'), null);
+});
+
+test('lz4Totals: the closing count, or null when lz4 did not finish', () => {
+  assert.equal(lz4Totals(STDERR), { inBytes: 20000000, outBytes: 18570784 });
+  assert.is(lz4Totals('\rRead : 16 MiB   ==> 110.69%   '), null);
+});
+
+test('pickCause: the first real failure upstream-first; SIGPIPE and our SIGTERM are echoes', () => {
+  const exportFailed = new ToolError('docker export c0ffee', 1, null, 'Error response from daemon: No such container');
+  const tarEof = new ToolError('tar --delete', 2, null, 'tar: Unexpected EOF in archive');
+  const tarPipe = new ToolError('tar --delete', null, 'SIGPIPE', '');
+  const lz4Term = new ToolError('lz4 -6 -T2', null, 'SIGTERM', '');
+  const diskFull = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  assert.is(pickCause([exportFailed, tarEof, lz4Term]), exportFailed, 'docker export died: its own error, not tar\'s EOF');
+  assert.is(pickCause([tarPipe, diskFull]), diskFull, 'the disk filled: not the broken pipe upstream');
+  assert.is(pickCause([lz4Term, tarPipe]), lz4Term, 'only echoes: the first');
+});
+
+test('a chain whose source dies mid-stream fails with the source\'s error (tar and the reader may see a clean end)', async () => {
+  const tar = tarball([{ path: '.dockerenv' }, { path: 'a', body: Buffer.alloc(5000, 1) }], { end: false });
+  // stands in for `docker export`: half an archive, then exit 1
+  const source = stream(['sh', '-c', 'head -c 2048; echo "write /dev/stdout: daemon went away" >&2; exit 1'], { stdin: 'pipe' });
+  source.stdin!.end(tar);
+  const filter = stream(tarDeleteArgv(['.dockerenv']), { stdin: source.stdout });
+  const reader = stream(['wc', '-c'], { stdin: filter.stdout });
+  reader.stdout.resume();
+  const killAll = (): void => [source, filter, reader].forEach((p) => p.kill());
+  try {
+    await settleChain([source.done, filter.done, reader.done], killAll);
+    assert.unreachable('the chain succeeded');
+  } catch (e) {
+    assert.instance(e, ToolError);
+    assert.match((e as ToolError).command, /^sh -c/);
+    assert.match((e as ToolError).stderrTail, /daemon went away/);
+  }
+});
+
+test.run();
