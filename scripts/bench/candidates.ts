@@ -44,11 +44,11 @@ export function parseCandidates(list: string | undefined): Candidate[] {
   return CANDIDATES.filter((c) => ids.includes(c.id));
 }
 
-/** Pure: the run count from --runs / BENCH_RUNS (default 3). */
+/** Pure: the run count from --runs / BENCH_RUNS (default 5). */
 export function parseRuns(value: string | undefined): number {
-  if (value === undefined || value === '') return 3;
+  if (value === undefined || value === '') return 5;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 50) throw new UsageError(`bench runs "${value}" is not a count 1..50`, 'use --runs=3 or BENCH_RUNS=3');
+  if (!Number.isInteger(n) || n < 1 || n > 50) throw new UsageError(`bench runs "${value}" is not a count 1..50`, 'use --runs=5 or BENCH_RUNS=5');
   return n;
 }
 

@@ -25,9 +25,17 @@ export interface CandidateSummary {
   best: number;
   /** Tar bytes per second (MB = 10^6 bytes) at the median time. */
   mbPerSecond: number;
-  /** How many times faster than the baseline (baseline median / this median). */
+  /**
+   * How many times faster than the baseline, paired by round: the median over rounds of (the
+   * baseline's run / this candidate's run in the same round). A shared machine drifts (the same
+   * work took 18.5 and 21.9 CPU-seconds minutes apart here); runs of one round are minutes apart,
+   * so the drift cancels within a pair, and the rotation of the order keeps it fair.
+   */
   vsUpstream: number;
   vsUpstreamMt: number;
+  /** Unpaired: baseline median / this median. */
+  mediansVsUpstream: number;
+  mediansVsUpstreamMt: number;
   /** The same ratios between the fastest runs. */
   bestVsUpstream: number;
   bestVsUpstreamMt: number;
@@ -62,6 +70,16 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** Pure: median over the rounds both ran in of baseline seconds / candidate seconds. */
+export function pairedRatio(baseline: readonly RunSample[], runs: readonly RunSample[]): number {
+  const ratios = runs.flatMap((r) => {
+    const b = baseline.find((x) => x.round === r.round);
+    return b ? [b.seconds / r.seconds] : [];
+  });
+  if (ratios.length === 0) throw new Error('no round with both the baseline and the candidate');
+  return median(ratios);
+}
+
 /** Summaries in the given candidate order; the baselines must be among the samples. */
 export function summarize(candidates: readonly { id: CandidateId; label: string }[], samples: readonly RunSample[], tarBytes: number): CandidateSummary[] {
   const of = (id: CandidateId): RunSample[] => samples.filter((s) => s.candidate === id);
@@ -88,8 +106,10 @@ export function summarize(candidates: readonly { id: CandidateId; label: string 
         median: m,
         best,
         mbPerSecond: tarBytes / m / 1e6,
-        vsUpstream: baseMedian / m,
-        vsUpstreamMt: baseMtMedian / m,
+        vsUpstream: pairedRatio(base, runs),
+        vsUpstreamMt: pairedRatio(baseMt, runs),
+        mediansVsUpstream: baseMedian / m,
+        mediansVsUpstreamMt: baseMtMedian / m,
         bestVsUpstream: baseBest / best,
         bestVsUpstreamMt: baseMtBest / best,
         lz4Bytes,
@@ -108,8 +128,8 @@ export function goals(summaries: readonly CandidateSummary[]): Goal[] {
   const e = summaries.find((s) => s.id === 'export');
   if (!e) throw new Error('no summary for the project export');
   return [
-    { name: 'speed vs upstream recipe (distro lz4 -9)', value: `${e.vsUpstream.toFixed(2)}x`, threshold: `>= ${GOAL_VS_UPSTREAM}x`, pass: e.vsUpstream >= GOAL_VS_UPSTREAM, note: `best runs ${e.bestVsUpstream.toFixed(2)}x` },
-    { name: 'speed vs same recipe, multithreaded lz4 1.10', value: `${e.vsUpstreamMt.toFixed(2)}x`, threshold: `>= ${GOAL_VS_UPSTREAM_MT}x`, pass: e.vsUpstreamMt >= GOAL_VS_UPSTREAM_MT, note: `best runs ${e.bestVsUpstreamMt.toFixed(2)}x` },
+    { name: 'speed vs upstream recipe (distro lz4 -9)', value: `${e.vsUpstream.toFixed(2)}x`, threshold: `>= ${GOAL_VS_UPSTREAM}x`, pass: e.vsUpstream >= GOAL_VS_UPSTREAM, note: `ratio of medians ${e.mediansVsUpstream.toFixed(2)}x, best runs ${e.bestVsUpstream.toFixed(2)}x` },
+    { name: 'speed vs same recipe, multithreaded lz4 1.10', value: `${e.vsUpstreamMt.toFixed(2)}x`, threshold: `>= ${GOAL_VS_UPSTREAM_MT}x`, pass: e.vsUpstreamMt >= GOAL_VS_UPSTREAM_MT, note: `ratio of medians ${e.mediansVsUpstreamMt.toFixed(2)}x, best runs ${e.bestVsUpstreamMt.toFixed(2)}x` },
     { name: 'compressed size vs lz4 -9', value: signedPct(e.sizeVsLz4_9Pct), threshold: `<= +${GOAL_SIZE_PCT}%`, pass: e.sizeVsLz4_9Pct <= GOAL_SIZE_PCT },
   ];
 }

@@ -1,4 +1,4 @@
-// make bench OS=<os> [BENCH_RUNS=3] [BENCH_CANDIDATES=upstream,upstream-mt,export,...]:
+// make bench OS=<os> [BENCH_RUNS=5] [BENCH_CANDIDATES=upstream,upstream-mt,export,...]:
 // time the export of the last built image against upstream's recipe; see scripts/bench/run.ts.
 // Flags (scripts/cli.ts bench <os> ...): --runs=N, --candidates=a,b, --idle-wait=SECONDS (before
 // each run, wait up to that long for the machine to be idle; default 60, 0 = don't wait).
@@ -56,7 +56,8 @@ export async function main(args: Args): Promise<void> {
   console.log(table(summaryRows(r.candidates)));
   console.log('');
   for (const c of r.candidates) console.log(`  ${c.id.padEnd(13)} ${c.label}${r.compressors[c.id] ? ` [${r.compressors[c.id]}]` : ''}`);
-  console.log('  MB = 10^6 bytes of tar per second at the median time; vs = baseline median / this median;');
+  console.log('  MB = 10^6 bytes of tar per second at the median time; vs = baseline run / this run of the same round,');
+  console.log('  median over rounds (paired: the machine\'s drift between rounds cancels; the goal lines also give the ratio of medians);');
   console.log('  peak RSS tree = highest sum over the process tree (sampled every 100 ms; dockerd not included);');
   console.log('  max proc = largest single process; CPU s = user+system of the tree; +dockerd = CPU of dockerd and');
   console.log('  containerd meanwhile; other load = cores the rest of the machine kept busy (noise, mean over runs).');

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { CANDIDATES, parseCandidates, parseRuns, recipeArgv, threadFlag, exportChildArgv, UPSTREAM_RECIPE } from '../../scripts/bench/candidates.ts';
 import { dscVersion, hasThreads, parseLz4Version, privateAptOptions } from '../../scripts/export/lz4-mt.ts';
 import { parseCpuBusyTicks, parseStatmRss, parseStatTicks, processTree } from '../../scripts/bench/proc.ts';
-import { goals, goalLines, median, summarize, summaryRows, type RunSample } from '../../scripts/bench/report.ts';
+import { goals, goalLines, median, pairedRatio, summarize, summaryRows, type RunSample } from '../../scripts/bench/report.ts';
 import { benchTag, roundOrder } from '../../scripts/bench/run.ts';
 import { UsageError } from '../../scripts/lib/errors.ts';
 import { run } from '../../scripts/lib/shell.ts';
@@ -17,7 +17,7 @@ test('candidates: default set, explicit lists keep the baselines and the subject
   assert.equal(parseCandidates('').map((c) => c.id), ['upstream', 'upstream-mt', 'export', 'export-blocks', 'export-9', 'export-1w']);
   assert.equal(parseCandidates('upstream-t0, export-9').map((c) => c.id), ['upstream', 'upstream-mt', 'upstream-t0', 'export', 'export-9']);
   assert.throws(() => parseCandidates('export,fast'), (e: Error) => e instanceof UsageError && /unknown bench candidate fast/.test(e.message));
-  assert.is(parseRuns(undefined), 3);
+  assert.is(parseRuns(undefined), 5);
   assert.is(parseRuns('5'), 5);
   assert.throws(() => parseRuns('0'), (e: Error) => e instanceof UsageError);
   assert.throws(() => parseRuns('2.5'), (e: Error) => e instanceof UsageError && e.message === 'bench runs "2.5" is not a count 1..50');
@@ -141,17 +141,32 @@ test('summary: medians, MB/s of tar bytes, ratios vs both baselines, size vs lz4
   const g = goals(s);
   assert.equal(g.map((x) => x.pass), [true, true, true]);
   assert.equal(goalLines(g), [
-    'PASS  speed vs upstream recipe (distro lz4 -9): 2.67x (goal >= 2.5x); best runs 2.73x',
-    'PASS  speed vs same recipe, multithreaded lz4 1.10: 1.67x (goal >= 1.3x); best runs 1.73x',
+    'PASS  speed vs upstream recipe (distro lz4 -9): 2.67x (goal >= 2.5x); ratio of medians 2.67x, best runs 2.73x',
+    'PASS  speed vs same recipe, multithreaded lz4 1.10: 1.67x (goal >= 1.3x); ratio of medians 1.67x, best runs 1.73x',
     'PASS  compressed size vs lz4 -9: +0.50% (goal <= +1%)',
   ]);
   // slower than 2.5x, and 1.2% larger: two FAILs
   const slow = summarize(cs, [sample('upstream', 30, 400e6), sample('upstream-mt', 15, 400e6), sample('export', 12.5, 404.8e6)], 960e6);
   assert.equal(goalLines(goals(slow)), [
-    'FAIL  speed vs upstream recipe (distro lz4 -9): 2.40x (goal >= 2.5x); best runs 2.40x',
-    'FAIL  speed vs same recipe, multithreaded lz4 1.10: 1.20x (goal >= 1.3x); best runs 1.20x',
+    'FAIL  speed vs upstream recipe (distro lz4 -9): 2.40x (goal >= 2.5x); ratio of medians 2.40x, best runs 2.40x',
+    'FAIL  speed vs same recipe, multithreaded lz4 1.10: 1.20x (goal >= 1.3x); ratio of medians 1.20x, best runs 1.20x',
     'FAIL  compressed size vs lz4 -9: +1.20% (goal <= +1%)',
   ]);
+});
+
+test('paired ratios: each run against the baseline run of its own round, median over rounds', () => {
+  // the machine slows down in round 1 and speeds up in round 2; the candidate is 2.5x every round
+  const base = [sample('upstream', 30, 1, 0), sample('upstream', 45, 1, 1), sample('upstream', 27, 1, 2)];
+  const runs = [sample('export', 18, 1, 1), sample('export', 12, 1, 0), sample('export', 10.8, 1, 2)];
+  assert.is(pairedRatio(base, runs).toFixed(6), '2.500000');
+  // a drift that moves every candidate alike leaves the ratio of medians right too (30 / 12)
+  assert.is((median(base.map((x) => x.seconds)) / median(runs.map((x) => x.seconds))).toFixed(6), '2.500000');
+  const drift = [sample('export', 12, 1, 0), sample('export', 13.5, 1, 1), sample('export', 18, 1, 2)];
+  assert.is(pairedRatio(base, drift).toFixed(6), '2.500000', 'a slow candidate run (18 s in round 2) against a fast baseline run counts once, as one round');
+  assert.is((30 / 13.5).toFixed(2), '2.22', 'while the ratio of medians would say 2.22x');
+  // rounds without a baseline run are left out; none at all is an error
+  assert.is(pairedRatio(base, [sample('export', 15, 1, 0), sample('export', 1, 1, 7)]), 2);
+  assert.throws(() => pairedRatio(base, [sample('export', 1, 1, 7)]), /no round/);
 });
 
 test('round-robin order rotates; the bench tag names the image', () => {
