@@ -10,7 +10,7 @@ export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, ''
 /** Every key the project reads. Anything else in the environment is ignored. */
 export const KEYS = [
   // pipeline
-  'DRY_RUN', 'METAL_DEBUG', 'SKIP_VM_TEST', 'METAL_ACCEL', 'LZ4_LEVEL', 'EXPORT_WORKERS', 'EXPORT_COMPRESSOR',
+  'DRY_RUN', 'METAL_DEBUG', 'SKIP_VM_TEST', 'METAL_ACCEL', 'LZ4_LEVEL', 'EXPORT_WORKERS', 'EXPORT_COMPRESSOR', 'EXPORT_SOURCE',
   'DEBIAN_MIRROR', 'METAL_STATE_DIR', 'METAL_IMAGES_DIR', 'BASE',
   // make bench
   'BENCH_RUNS', 'BENCH_CANDIDATES',

@@ -114,6 +114,10 @@ export interface Streaming {
 export function stream(argv: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: 'pipe' | 'ignore' | Readable; stdout?: 'pipe' | 'ignore' | number; hint?: string } = {}): Streaming {
   const line = formatCommand(argv);
   debug(`$ ${line}`);
+  if (typeof opts.stdin === 'object' && (opts.stdin.readableLength > 0 || opts.stdin.readableDidRead)) {
+    // Bytes node already took from the pipe would be missing from the child's input.
+    throw new Error(`${line}: its stdin stream was already read from; hand a process's stdout over in the tick it was created`);
+  }
   const [cmd, ...args] = argv as [string, ...string[]];
   const child = spawn(cmd, args, {
     cwd: opts.cwd,

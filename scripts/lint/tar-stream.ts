@@ -18,6 +18,8 @@ export interface TarEntry {
   uid: number;
   gid: number;
   size: number;
+  /** Modification time in whole seconds (PAX mtime, if present, truncated). */
+  mtime: number;
   devmajor: number;
   devminor: number;
   /** SCHILY.xattr.<name> records of the entry's PAX header, raw values. */
@@ -154,6 +156,7 @@ export class TarReader {
     let uid = num(b, 108, 8, at);
     let gid = num(b, 116, 8, at);
     let bodySize = size;
+    let mtime = num(b, 136, 12, at);
     const xattrs: Record<string, Buffer> = {};
     if (this.longName !== null) path = this.longName;
     if (this.longLink !== null) linkpath = this.longLink;
@@ -166,6 +169,8 @@ export class TarReader {
       if (u !== undefined) uid = Number(u);
       if (g !== undefined) gid = Number(g);
       if (z !== undefined) bodySize = Number(z);
+      const t = s('mtime');
+      if (t !== undefined) mtime = Math.floor(Number(t));
       for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = v;
     }
     this.pax = null;
@@ -185,6 +190,7 @@ export class TarReader {
       uid,
       gid,
       size: length,
+      mtime,
       devmajor: type === '3' || type === '4' ? num(b, 329, 8, at) : 0,
       devminor: type === '3' || type === '4' ? num(b, 337, 8, at) : 0,
       xattrs,

@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { PreconditionError, ToolError, UsageError } from '../lib/errors.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { createContainer, exportContainer, removeContainer, runInImage, imageExists } from '../lib/docker.ts';
-import { run, stream } from '../lib/shell.ts';
+import { run, stream, type Streaming } from '../lib/shell.ts';
 import { formatMd5File } from '../lib/md5file.ts';
 import { Progress, formatBytes, info } from '../lib/log.ts';
 import { compressParallel, type CompressResult } from '../export/parallel-lz4.ts';
 import { compressThreaded } from '../export/threaded-lz4.ts';
 import { findLz4Mt } from '../export/lz4-mt.ts';
 import { containerLeftovers, tarDeleteArgv } from '../export/leftovers.ts';
+import { mountContainer, mountedLeftovers, rootfsTarArgv } from '../export/rootfs.ts';
 
 export const IMAGE_FILE = 'img.tar.lz4';
 export const MD5_FILE = 'img.tar.lz4.md5';
@@ -41,11 +42,18 @@ export interface ExportOptions {
    * 'blocks': <workers> distro lz4 processes, blocks reassembled here. Default: threads when built.
    */
   compressor?: Compressor;
+  /**
+   * Where the tar comes from. 'mount': GNU tar over the container's layers mounted read-only (the
+   * default when root and overlay2; see rootfs.ts); 'docker': docker export.
+   */
+  source?: TarSource;
   quiet?: boolean;
 }
 
 export const COMPRESSORS = ['threads', 'blocks'] as const;
 export type Compressor = (typeof COMPRESSORS)[number];
+export const TAR_SOURCES = ['mount', 'docker'] as const;
+export type TarSource = (typeof TAR_SOURCES)[number];
 
 export interface ExportResult {
   dir: string;
@@ -60,7 +68,7 @@ export interface ExportResult {
 }
 
 /** Pure: options from the environment's LZ4_LEVEL / EXPORT_WORKERS / EXPORT_COMPRESSOR. */
-export function exportOptionsFromEnv(env: { LZ4_LEVEL?: string; EXPORT_WORKERS?: string; EXPORT_COMPRESSOR?: string }): ExportOptions {
+export function exportOptionsFromEnv(env: { LZ4_LEVEL?: string; EXPORT_WORKERS?: string; EXPORT_COMPRESSOR?: string; EXPORT_SOURCE?: string }): ExportOptions {
   const out: ExportOptions = {};
   if (env.LZ4_LEVEL !== undefined) {
     const l = Number(env.LZ4_LEVEL);
@@ -76,6 +84,11 @@ export function exportOptionsFromEnv(env: { LZ4_LEVEL?: string; EXPORT_WORKERS?:
     const c = env.EXPORT_COMPRESSOR;
     if (!(COMPRESSORS as readonly string[]).includes(c)) throw new UsageError(`EXPORT_COMPRESSOR=${c} is not one of ${COMPRESSORS.join(', ')}`, 'unset EXPORT_COMPRESSOR (default: threads when make setup built lz4 1.10)');
     out.compressor = c as Compressor;
+  }
+  if (env.EXPORT_SOURCE !== undefined && env.EXPORT_SOURCE !== '') {
+    const v = env.EXPORT_SOURCE;
+    if (!(TAR_SOURCES as readonly string[]).includes(v)) throw new UsageError(`EXPORT_SOURCE=${v} is not one of ${TAR_SOURCES.join(', ')}`, 'unset EXPORT_SOURCE (default: mount when root and overlay2, else docker)');
+    out.source = v as TarSource;
   }
   return out;
 }
@@ -163,8 +176,12 @@ export interface ContainerCompressOptions {
   /** Every piece of the frame, in order; awaited (backpressure). */
   write: (buf: Buffer) => Promise<void> | void;
   onProgress?: (tarBytes: number) => void;
-  /** Called once docker has sent the whole tar (the compressor may still be working). */
+  /** Called once the whole tar has been read from the container (the compressor may still be working). */
   onExported?: () => void;
+  /** Where a one-line notice goes (e.g. why the mount could not be used). */
+  onNote?: (line: string) => void;
+  /** See ExportOptions.source; default: mount when possible. */
+  source?: TarSource;
 }
 
 /**
@@ -172,28 +189,46 @@ export interface ContainerCompressOptions {
  * lz4 -T<n>`, wired process to process, so node only sees the compressed bytes. With the 'blocks'
  * compressor node reads the filtered tar and feeds N distro lz4 processes instead.
  */
-export async function compressContainer(id: string, opts: ContainerCompressOptions): Promise<CompressResult & { leftovers: string[] }> {
+export async function compressContainer(id: string, opts: ContainerCompressOptions): Promise<CompressResult & { leftovers: string[]; source: string }> {
   // /.dockerenv would make systemd on the machine believe it runs in a container; /dev nodes are
   // shadowed by devtmpfs at boot (see leftovers.ts).
-  const leftovers = await containerLeftovers(id);
-  const exporter = exportContainer(id);
-  exporter.done.then(() => opts.onExported?.(), () => {});
-  const filter = leftovers.length > 0 ? stream(tarDeleteArgv(leftovers), { stdin: exporter.stdout, hint: 'tar must be GNU tar (apt-get install tar)' }) : null;
-  const tar = filter ? filter.stdout : exporter.stdout;
+  const mounted = opts.source === 'docker' ? 'EXPORT_SOURCE=docker' : await mountContainer(id);
+  if (typeof mounted === 'string' && opts.source === 'mount') throw new PreconditionError(`EXPORT_SOURCE=mount, but ${mounted}`, 'run as root with docker\'s overlay2 driver, or unset EXPORT_SOURCE');
+  if (typeof mounted === 'string' && opts.source !== 'docker') opts.onNote?.(`tar from docker export: ${mounted}`);
+  let leftovers: string[];
+  let source: string;
+  const stages: Streaming[] = [];
+  if (typeof mounted !== 'string') {
+    leftovers = mountedLeftovers(mounted.dir);
+    source = 'GNU tar of the mounted layers';
+    stages.push(stream(rootfsTarArgv(mounted.dir, mounted.topLevel, leftovers), { env: { LC_ALL: 'C' }, hint: 'tar must be GNU tar (apt-get install tar)' }));
+  } else {
+    leftovers = await containerLeftovers(id);
+    source = 'docker export';
+    const exporter = exportContainer(id);
+    stages.push(exporter);
+    if (leftovers.length > 0) stages.push(stream(tarDeleteArgv(leftovers), { stdin: exporter.stdout, hint: 'tar must be GNU tar (apt-get install tar)' }));
+  }
+  const tar = stages[stages.length - 1]!.stdout;
+  // The source is finished once its first stage is: unmount, then let the caller remove the container.
+  const sourceDone = stages[0]!.done.then(async () => {
+    if (typeof mounted !== 'string') await mounted.unmount();
+    opts.onExported?.();
+  });
   const killAll = (): void => {
-    exporter.kill();
-    filter?.kill();
+    for (const st of stages) st.kill();
     tar.destroy();
   };
-  const { compressor, workers, onExported: _, ...rest } = opts;
+  const { compressor, workers, onExported: _, onNote: __, ...rest } = opts;
   const compressing = compressor.bin ? compressThreaded(tar, { ...rest, threads: workers, bin: compressor.bin }) : compressParallel(tar, { ...rest, workers });
   try {
-    await settleChain([exporter.done, ...(filter ? [filter.done] : []), compressing], killAll);
+    await settleChain([...stages.map((st) => st.done), sourceDone, compressing], killAll);
   } catch (e) {
     killAll();
+    if (typeof mounted !== 'string') await mounted.unmount();
     throw e;
   }
-  return { ...(await compressing), leftovers };
+  return { ...(await compressing), leftovers, source };
 }
 
 export async function exportImage(ref: string, packagesCommand: readonly string[], dir: string, opts: ExportOptions = {}): Promise<ExportResult> {
@@ -239,6 +274,8 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
       },
       onProgress: (n: number) => progress?.update(n),
       onExported: () => (removal = dropContainer()),
+      onNote: (line) => (opts.quiet ? undefined : info(`export: ${line}`)),
+      source: opts.source,
     });
     await closeStream(out);
   } catch (e) {
@@ -258,7 +295,7 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
   const seconds = (performance.now() - t0) / 1000;
   if (!opts.quiet) {
     if (result.leftovers.length) info(`left out of the tar (container runtime leftovers): ${result.leftovers.map((p) => `/${p}`).join(' ')}`);
-    info(`${final.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}, ${compressor.label}), md5 ${hex}, ${packages} packages`);
+    info(`${final.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}, ${result.source}, ${compressor.label}), md5 ${hex}, ${packages} packages`);
   }
-  return { dir, image: final.image, md5: hex, tarBytes: result.inBytes, lz4Bytes: result.outBytes, packages, seconds, compressor: compressor.label };
+  return { dir, image: final.image, md5: hex, tarBytes: result.inBytes, lz4Bytes: result.outBytes, packages, seconds, compressor: `${result.source}, ${compressor.label}` };
 }

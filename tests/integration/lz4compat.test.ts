@@ -25,7 +25,9 @@ import { read, run, stream } from '../../scripts/lib/shell.ts';
 import { compressParallel } from '../../scripts/export/parallel-lz4.ts';
 import { compressThreaded } from '../../scripts/export/threaded-lz4.ts';
 import { findLz4Mt } from '../../scripts/export/lz4-mt.ts';
-import { tarDeleteArgv } from '../../scripts/export/leftovers.ts';
+import { containerLeftovers, tarDeleteArgv } from '../../scripts/export/leftovers.ts';
+import { mountContainer, mountedLeftovers, rootfsTarArgv } from '../../scripts/export/rootfs.ts';
+import { TarReader } from '../../scripts/lint/tar-stream.ts';
 import { chooseCompressor, compressContainer, DEFAULT_LEVEL, exportImage, type ChosenCompressor } from '../../scripts/steps/export.ts';
 
 const SRC = join(ROOT, 'tests', 'lz4compat');
@@ -161,7 +163,7 @@ test('pierrec v4.1.22 reads only the first of concatenated frames (why the expor
   }
 });
 
-test(`one container of ${IMAGE}, both compressors: one frame, and pierrec returns exactly the filtered tar`, async () => {
+test(`one container of ${IMAGE} via docker export, both compressors: one frame, and pierrec returns exactly the filtered tar`, async () => {
   assert.ok(await imageExists(IMAGE), `${IMAGE} is not built: run make debian (the integration suite builds it first)`);
   const dir = scratch();
   const id = await createContainer(IMAGE);
@@ -169,7 +171,7 @@ test(`one container of ${IMAGE}, both compressors: one frame, and pierrec return
     const cores = availableParallelism();
     const run1 = async (c: ChosenCompressor, file: string): Promise<{ leftovers: string[]; inBytes: number }> => {
       const sink = fileSink(file);
-      const r = await compressContainer(id, { level: DEFAULT_LEVEL, workers: cores, contentChecksum: true, compressor: c, write: sink.write });
+      const r = await compressContainer(id, { level: DEFAULT_LEVEL, workers: cores, contentChecksum: true, compressor: c, write: sink.write, source: 'docker' });
       await sink.close();
       return r;
     };
@@ -203,6 +205,73 @@ test(`one container of ${IMAGE}, both compressors: one frame, and pierrec return
     const listing = await read(['sh', '-c', 'lz4 -dc "$1" | tar -t', 'sh', file]);
     for (const gone of a.leftovers) assert.not.ok(listing.split('\n').includes(gone), `${gone} is still in the tar`);
     assert.ok(listing.split('\n').includes('dev/'), 'the /dev directory itself stays (the hammer binds /dev onto it)');
+  } finally {
+    await removeContainer(id);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Every entry of a tar stream: path -> type, permission bits, owner, mtime, link, size, xattrs, device, and the sha256 of bodies up to 1 MiB (the reader's capture limit). */
+async function entriesOf(tar: Readable): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const reader = new TarReader({
+    capture: () => true,
+    onEntry: (e) => {
+      const sha = e.body ? createHash('sha256').update(e.body).digest('hex') : '';
+      const xattrs = Object.entries(e.xattrs).map(([k, v]) => `${k}=${v.toString('hex')}`).sort().join(',');
+      out.set(e.path.replace(/\/$/, ''), [e.type === '\0' ? '0' : e.type, (e.mode & 0o7777).toString(8), e.uid, e.gid, e.mtime, e.linkpath, e.size, sha, xattrs, e.devmajor, e.devminor].join(' '));
+    },
+  });
+  for await (const chunk of tar as AsyncIterable<Buffer>) reader.push(chunk);
+  assert.ok(reader.ended, 'the tar has its end-of-archive marker');
+  return out;
+}
+
+test(`the mounted layers (the default source) hold what docker export holds, entry by entry (bodies up to 1 MiB hashed); the frame decodes to that tar`, async () => {
+  const id = await createContainer(IMAGE);
+  const dir = scratch();
+  try {
+    const mounted = await mountContainer(id);
+    assert.type(mounted, 'object', `the integration suite runs as root with overlay2: ${String(mounted)}`);
+    const m = mounted as Exclude<typeof mounted, string>;
+    const leftovers = mountedLeftovers(m.dir);
+    const viaMount = stream(rootfsTarArgv(m.dir, m.topLevel, leftovers), { env: { LC_ALL: 'C' } });
+    const fromMount = await entriesOf(viaMount.stdout);
+    await viaMount.done;
+    await m.unmount();
+
+    const names = await containerLeftovers(id);
+    const exporter = stream(['docker', 'export', id]);
+    const filtered = stream(tarDeleteArgv(names), { stdin: exporter.stdout }); // handed over in the same tick
+    const fromDocker = await entriesOf(filtered.stdout);
+    await Promise.all([exporter.done, filtered.done]);
+
+    assert.ok(fromDocker.size > 10000, `a real image has many entries: ${fromDocker.size}`);
+    const differ = [...new Set([...fromMount.keys(), ...fromDocker.keys()])].filter((k) => fromMount.get(k) !== fromDocker.get(k));
+    assert.equal(differ.slice(0, 5).map((k) => `${k}: docker ${fromDocker.get(k)} | mount ${fromMount.get(k)}`), [], `${differ.length} entries differ`);
+    assert.ok([...fromMount.values()].some((v) => v.includes('security.capability')), 'file capabilities (ping) are kept');
+    for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf']) assert.match(fromMount.get(f) ?? '', /^0 755 0 0 \d+  0 /, `${f} is docker's empty init-layer file, not the build host's`);
+
+    // exportImage's source: the frame decodes to exactly what GNU tar writes from the mount
+    const file = join(dir, 'img.tar.lz4');
+    const sink = fileSink(file);
+    const threads = await chooseCompressor({ compressor: 'threads' }, DEFAULT_LEVEL, availableParallelism());
+    const r = await compressContainer(id, { level: DEFAULT_LEVEL, workers: availableParallelism(), contentChecksum: true, compressor: threads, write: sink.write });
+    await sink.close();
+    assert.is(r.source, 'GNU tar of the mounted layers');
+    const again = await mountContainer(id);
+    const a = again as Exclude<typeof again, string>;
+    const tar = stream(rootfsTarArgv(a.dir, a.topLevel, mountedLeftovers(a.dir)), { env: { LC_ALL: 'C' } });
+    const h = createHash('sha256');
+    let bytes = 0;
+    tar.stdout.on('data', (d: Buffer) => {
+      h.update(d);
+      bytes += d.length;
+    });
+    await tar.done;
+    await a.unmount();
+    assert.equal(await goDecode(file), { sha256: h.digest('hex'), bytes }, 'pierrec output vs GNU tar of the mount');
+    assert.not.ok(readFileSync('/proc/self/mounts', 'utf8').includes(`rootfs-${process.pid}-`), 'every mount was undone');
   } finally {
     await removeContainer(id);
     rmSync(dir, { recursive: true, force: true });

@@ -13,8 +13,8 @@ import { run } from '../../scripts/lib/shell.ts';
 const cand = (id: string) => CANDIDATES.find((c) => c.id === id)!;
 
 test('candidates: default set, explicit lists keep the baselines and the subject, unknown names fail', () => {
-  assert.equal(parseCandidates(undefined).map((c) => c.id), ['upstream', 'upstream-mt', 'export', 'export-blocks', 'export-9', 'export-1w']);
-  assert.equal(parseCandidates('').map((c) => c.id), ['upstream', 'upstream-mt', 'export', 'export-blocks', 'export-9', 'export-1w']);
+  assert.equal(parseCandidates(undefined).map((c) => c.id), ['upstream', 'upstream-mt', 'export', 'export-docker', 'export-9', 'export-1w']);
+  assert.equal(parseCandidates('').map((c) => c.id), ['upstream', 'upstream-mt', 'export', 'export-docker', 'export-9', 'export-1w']);
   assert.equal(parseCandidates('upstream-t0, export-9').map((c) => c.id), ['upstream', 'upstream-mt', 'upstream-t0', 'export', 'export-9']);
   assert.throws(() => parseCandidates('export,fast'), (e: Error) => e instanceof UsageError && /unknown bench candidate fast/.test(e.message));
   assert.is(parseRuns(undefined), 5);

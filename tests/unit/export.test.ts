@@ -6,6 +6,7 @@ import { ToolError, UsageError } from '../../scripts/lib/errors.ts';
 import { stream } from '../../scripts/lib/shell.ts';
 import { tarDeleteArgv } from '../../scripts/export/leftovers.ts';
 import { tarball } from './tar-fixture.ts';
+import { byteOrder, overlayLayers, overlayMountOptions, rootfsTarArgv } from '../../scripts/export/rootfs.ts';
 import { lz4Progress, lz4Totals, threadedLz4Argv } from '../../scripts/export/threaded-lz4.ts';
 import { DEFAULT_LEVEL, exportOptionsFromEnv, pickCause, settleChain } from '../../scripts/steps/export.ts';
 
@@ -13,11 +14,13 @@ test('exportOptionsFromEnv: level, workers and compressor; bad values are usage 
   assert.equal(exportOptionsFromEnv({}), {});
   assert.equal(exportOptionsFromEnv({ LZ4_LEVEL: '9', EXPORT_WORKERS: '4', EXPORT_COMPRESSOR: 'blocks' }), { level: 9, workers: 4, compressor: 'blocks' });
   assert.equal(exportOptionsFromEnv({ EXPORT_COMPRESSOR: '' }), {});
+  assert.equal(exportOptionsFromEnv({ EXPORT_SOURCE: 'docker' }), { source: 'docker' });
   for (const [env, pattern] of [
     [{ LZ4_LEVEL: '13' }, /LZ4_LEVEL=13 is not a level 1\.\.12/],
     [{ LZ4_LEVEL: 'fast' }, /LZ4_LEVEL=fast/],
     [{ EXPORT_WORKERS: '0' }, /EXPORT_WORKERS=0 is not a count/],
     [{ EXPORT_COMPRESSOR: 'zstd' }, /EXPORT_COMPRESSOR=zstd is not one of threads, blocks/],
+    [{ EXPORT_SOURCE: 'podman' }, /EXPORT_SOURCE=podman is not one of mount, docker/],
   ] as const) {
     try {
       exportOptionsFromEnv(env);
@@ -84,6 +87,41 @@ test('a chain whose source dies mid-stream fails with the source\'s error (tar a
     assert.match((e as ToolError).command, /^sh -c/);
     assert.match((e as ToolError).stderrTail, /daemon went away/);
   }
+});
+
+test('stream() hands a pipe over only untouched: bytes node already buffered would be lost to the child', async () => {
+  const first = stream(['sh', '-c', 'echo hello; sleep 0.3; echo world']);
+  await new Promise((r) => setTimeout(r, 150)); // the event loop runs: node reads "hello" into its buffer
+  assert.throws(() => stream(['cat'], { stdin: first.stdout }), /already read from/);
+  first.kill();
+  const fresh = stream(['sh', '-c', 'echo hello; echo world']);
+  const cat = stream(['cat'], { stdin: fresh.stdout });
+  let out = '';
+  cat.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await Promise.all([fresh.done, cat.done]);
+  assert.is(out, 'hello\nworld\n', 'handed over in the same tick, every byte arrives');
+});
+
+test('overlayLayers: overlay2 only, top layer first; overlayMountOptions: read-only, refuses what one mount cannot take', () => {
+  const data = { UpperDir: '/d/overlay2/c/diff', LowerDir: '/d/overlay2/c-init/diff:/d/overlay2/b/diff:/d/overlay2/a/diff', WorkDir: '/d/overlay2/c/work', MergedDir: '/d/overlay2/c/merged' };
+  const layers = overlayLayers({ Name: 'overlay2', Data: data });
+  assert.equal(layers, ['/d/overlay2/c/diff', '/d/overlay2/c-init/diff', '/d/overlay2/b/diff', '/d/overlay2/a/diff']);
+  assert.equal(overlayLayers({ Name: 'overlay2', Data: { UpperDir: '/u' } }), ['/u'], 'a single-layer image has no LowerDir');
+  assert.is(overlayLayers({ Name: 'btrfs', Data: data }), null);
+  assert.is(overlayLayers({ Name: 'overlay2', Data: null }), null);
+  assert.is(overlayMountOptions(layers!), 'ro,lowerdir=/d/overlay2/c/diff:/d/overlay2/c-init/diff:/d/overlay2/b/diff:/d/overlay2/a/diff');
+  assert.is(overlayMountOptions(['/a,b']), null, 'a comma would end the option');
+  assert.is(overlayMountOptions(['/a:b']), null, 'a colon would split the layer');
+  assert.is(overlayMountOptions(Array.from({ length: 60 }, (_, i) => `/var/lib/docker/overlay2/${'f'.repeat(64)}${i}/diff`)), null, 'over one page of options');
+});
+
+test('rootfsTarArgv: docker-export-like GNU tar; byteOrder sorts as GNU tar --sort=name in the C locale', () => {
+  const argv = rootfsTarArgv('/m', ['bin', 'etc'], ['.dockerenv', 'dev/null']);
+  assert.equal(argv.slice(0, 4), ['tar', '--create', '--file=-', '--directory=/m']);
+  for (const flag of ['--format=pax', '--numeric-owner', '--xattrs', '--xattrs-include=security.capability', '--sort=name', '--anchored', '--no-wildcards', '--exclude=.dockerenv', '--exclude=dev/null']) assert.ok(argv.includes(flag), flag);
+  assert.match(argv.find((a) => a.startsWith('--pax-option='))!, /delete=mtime/);
+  assert.equal(argv.slice(-3), ['--', 'bin', 'etc']);
+  assert.equal(byteOrder(['usr', 'Zeta', '.dockerenv', 'a b', 'boot', '\u00e9t\u00e9']), ['.dockerenv', 'Zeta', 'a b', 'boot', 'usr', '\u00e9t\u00e9']);
 });
 
 test.run();
