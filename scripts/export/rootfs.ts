@@ -13,7 +13,7 @@
 // docker export, and not the build host's copies that sit in the bootstrapped base layer.
 //
 // Needs root and docker's overlay2 driver; otherwise the export uses docker export.
-import { existsSync, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { config } from '../lib/config.ts';
 import { onCleanup } from '../lib/cleanup.ts';
@@ -77,6 +77,39 @@ function removeEmptyDir(dir: string): void {
   }
 }
 
+/**
+ * Pure: mount points in /proc/self/mounts text that an export under `exportDir` left behind when
+ * it was killed (SIGKILL; Ctrl-C unmounts): rootfs-<pid>-<id> whose pid is not alive.
+ */
+export function staleMounts(mounts: string, exportDir: string, alive: (pid: number) => boolean): string[] {
+  const out: string[] = [];
+  for (const line of mounts.split('\n')) {
+    const point = line.split(' ')[1]?.replace(/\\040/g, ' ');
+    if (!point?.startsWith(`${exportDir}/`)) continue;
+    const m = /\/rootfs-(\d+)-[0-9a-f]+$/.exec(point);
+    if (m && !alive(Number(m[1]))) out.push(point);
+  }
+  return out;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Unmount what killed exports left (read-only mounts pin the image's layer directories). */
+async function sweepStaleMounts(exportDir: string): Promise<void> {
+  for (const point of staleMounts(readFileSync('/proc/self/mounts', 'utf8'), exportDir, pidAlive)) {
+    const u = await run(['umount', point], { nothrow: true });
+    if (u.code !== 0) await run(['umount', '--lazy', point], { nothrow: true });
+    removeEmptyDir(point);
+  }
+}
+
 export interface MountedRootfs {
   dir: string;
   /** Top-level names, byte order. */
@@ -92,7 +125,9 @@ export async function mountContainer(id: string): Promise<MountedRootfs | string
   if (!layers) return `docker's storage driver is ${driver.Name ?? 'unknown'}, not overlay2`;
   const opts = overlayMountOptions(layers);
   if (!opts) return `the image has too many layers (${layers.length}) for one overlay mount`;
-  const dir = join(config().stateDir, 'export', `rootfs-${process.pid}-${id.slice(0, 12)}`);
+  const exportDir = join(config().stateDir, 'export');
+  await sweepStaleMounts(exportDir);
+  const dir = join(exportDir, `rootfs-${process.pid}-${id.slice(0, 12)}`);
   mkdirSync(dir, { recursive: true });
   const r = await run(['mount', '-t', 'overlay', 'overlay', '-o', opts, dir], { nothrow: true });
   if (r.code !== 0) {

@@ -107,6 +107,21 @@ export async function createContainer(ref: string): Promise<string> {
   return read(['docker', 'create', '--network', 'host', '--label', `${OWNER_LABEL}=${process.pid}`, ref, '/bin/true']);
 }
 
+/** Pure: from `docker ps -a --format '{{.ID}} {{.Label "<owner>"}}'` lines, the containers whose creator is gone. */
+export function orphanContainers(psOutput: string, alive: (pid: number) => boolean): string[] {
+  return psOutput
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([id, pid]) => id && pid && /^\d+$/.test(pid) && !alive(Number(pid)))
+    .map(([id]) => id!);
+}
+
+/** Remove containers this project created in a run that was killed (SIGKILL skips the cleanup). */
+export async function removeOrphanContainers(): Promise<void> {
+  const out = await read(['docker', 'ps', '--all', '--filter', `label=${OWNER_LABEL}`, '--format', `{{.ID}} {{.Label "${OWNER_LABEL}"}}`]);
+  for (const id of orphanContainers(out, processAlive)) await removeContainer(id);
+}
+
 export async function removeContainer(id: string): Promise<void> {
   await run(['docker', 'rm', '--force', '--volumes', id], { nothrow: true });
 }

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PreconditionError, ToolError, UsageError } from '../lib/errors.ts';
 import { onCleanup } from '../lib/cleanup.ts';
-import { createContainer, exportContainer, removeContainer, runInImage, imageExists } from '../lib/docker.ts';
+import { createContainer, exportContainer, removeContainer, removeOrphanContainers, runInImage, imageExists } from '../lib/docker.ts';
 import { run, stream, type Streaming } from '../lib/shell.ts';
 import { formatMd5File } from '../lib/md5file.ts';
 import { Progress, formatBytes, info } from '../lib/log.ts';
@@ -247,6 +247,7 @@ export async function exportImage(ref: string, packagesCommand: readonly string[
     for (const p of Object.values(partial)) rmSync(p, { force: true });
   });
 
+  await removeOrphanContainers();
   const id = await createContainer(ref);
   const dropContainer = onCleanup(`remove container ${id.slice(0, 12)}`, () => removeContainer(id));
   // Removed as soon as docker has streamed it, while lz4 finishes: docker rm takes ~0.4 s.

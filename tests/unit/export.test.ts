@@ -4,9 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ToolError, UsageError } from '../../scripts/lib/errors.ts';
 import { stream } from '../../scripts/lib/shell.ts';
+import { orphanContainers } from '../../scripts/lib/docker.ts';
 import { tarDeleteArgv } from '../../scripts/export/leftovers.ts';
 import { tarball } from './tar-fixture.ts';
-import { byteOrder, overlayLayers, overlayMountOptions, rootfsTarArgv } from '../../scripts/export/rootfs.ts';
+import { byteOrder, overlayLayers, overlayMountOptions, rootfsTarArgv, staleMounts } from '../../scripts/export/rootfs.ts';
 import { lz4Progress, lz4Totals, threadedLz4Argv } from '../../scripts/export/threaded-lz4.ts';
 import { DEFAULT_LEVEL, exportOptionsFromEnv, pickCause, settleChain } from '../../scripts/steps/export.ts';
 
@@ -113,6 +114,25 @@ test('overlayLayers: overlay2 only, top layer first; overlayMountOptions: read-o
   assert.is(overlayMountOptions(['/a,b']), null, 'a comma would end the option');
   assert.is(overlayMountOptions(['/a:b']), null, 'a colon would split the layer');
   assert.is(overlayMountOptions(Array.from({ length: 60 }, (_, i) => `/var/lib/docker/overlay2/${'f'.repeat(64)}${i}/diff`)), null, 'over one page of options');
+});
+
+test('staleMounts: our rootfs mounts under the export dir whose pid is gone, nothing else', () => {
+  const mounts = [
+    'overlay /var/lib/docker/overlay2/abc/merged overlay rw,lowerdir=x 0 0',
+    'overlay /w/.state/export/rootfs-111-0123456789ab overlay ro,lowerdir=x 0 0',
+    'overlay /w/.state/export/rootfs-222-0123456789ab overlay ro,lowerdir=x 0 0',
+    'overlay /w/.state/export/other overlay ro 0 0',
+    'overlay /w/.state/export2/rootfs-111-0123456789ab overlay ro 0 0',
+    'overlay /w/my\\040dir/.state/export/rootfs-333-abcdef012345 overlay ro 0 0',
+  ].join('\n');
+  assert.equal(staleMounts(mounts, '/w/.state/export', (pid) => pid === 222), ['/w/.state/export/rootfs-111-0123456789ab']);
+  assert.equal(staleMounts(mounts, '/w/my dir/.state/export', () => false), ['/w/my dir/.state/export/rootfs-333-abcdef012345'], 'octal-escaped spaces');
+});
+
+test('orphanContainers: ours (labelled with a pid) whose pid is gone', () => {
+  const ps = 'aaa111 1304\nbbb222 2222\nccc333 \nddd444 <no value>\n';
+  assert.equal(orphanContainers(ps, (pid) => pid === 2222), ['aaa111']);
+  assert.equal(orphanContainers('', () => false), []);
 });
 
 test('rootfsTarArgv: docker-export-like GNU tar; byteOrder sorts as GNU tar --sort=name in the C locale', () => {
