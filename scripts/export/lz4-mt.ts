@@ -92,7 +92,7 @@ export async function ensureLz4Mt(): Promise<Lz4Mt> {
   const hint = `check that ${mirror} serves ${LZ4_MT_SUITE} sources (deb-src), or set DEBIAN_MIRROR`;
 
   info(`building ${LZ4_MT_NAME} from Debian ${LZ4_MT_SUITE}'s lz4 source package (once; the host's lz4 is not touched)`);
-  const work = join(stateDir, 'bench', `lz4-src-${process.pid}`);
+  const work = join(stateDir, 'tmp', `lz4-src-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const dropWork = onCleanup(`remove ${work}`, () => rmSync(work, { recursive: true, force: true }));

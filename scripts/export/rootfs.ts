@@ -17,7 +17,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync 
 import { join } from 'node:path';
 import { config } from '../lib/config.ts';
 import { onCleanup } from '../lib/cleanup.ts';
-import { read, run } from '../lib/shell.ts';
+import { processAlive, read, run } from '../lib/shell.ts';
 
 /** Pure: the overlay's layer dirs, top first, from `docker inspect`'s GraphDriver; null if not overlay2. */
 export function overlayLayers(driver: { Name?: string; Data?: Record<string, string> | null }): string[] | null {
@@ -77,6 +77,13 @@ function removeEmptyDir(dir: string): void {
   }
 }
 
+/** Unmount (lazily if busy, e.g. a killed tar still exiting) and remove the mount point. */
+async function unmountDir(dir: string): Promise<void> {
+  const u = await run(['umount', dir], { nothrow: true });
+  if (u.code !== 0) await run(['umount', '--lazy', dir], { nothrow: true });
+  removeEmptyDir(dir);
+}
+
 /**
  * Pure: mount points in /proc/self/mounts text that an export under `exportDir` left behind when
  * it was killed (SIGKILL; Ctrl-C unmounts): rootfs-<pid>-<id> whose pid is not alive.
@@ -92,22 +99,9 @@ export function staleMounts(mounts: string, exportDir: string, alive: (pid: numb
   return out;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Unmount what killed exports left (read-only mounts pin the image's layer directories). */
 async function sweepStaleMounts(exportDir: string): Promise<void> {
-  for (const point of staleMounts(readFileSync('/proc/self/mounts', 'utf8'), exportDir, pidAlive)) {
-    const u = await run(['umount', point], { nothrow: true });
-    if (u.code !== 0) await run(['umount', '--lazy', point], { nothrow: true });
-    removeEmptyDir(point);
-  }
+  for (const point of staleMounts(readFileSync('/proc/self/mounts', 'utf8'), exportDir, processAlive)) await unmountDir(point);
 }
 
 export interface MountedRootfs {
@@ -134,10 +128,6 @@ export async function mountContainer(id: string): Promise<MountedRootfs | string
     removeEmptyDir(dir);
     return `mount -t overlay failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`;
   }
-  const drop = onCleanup(`unmount ${dir}`, async () => {
-    const u = await run(['umount', dir], { nothrow: true });
-    if (u.code !== 0) await run(['umount', '--lazy', dir], { nothrow: true });
-    removeEmptyDir(dir);
-  });
+  const drop = onCleanup(`unmount ${dir}`, () => unmountDir(dir));
   return { dir, topLevel: byteOrder(readdirSync(dir)), unmount: drop };
 }

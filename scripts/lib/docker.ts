@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from './errors.ts';
-import { run, read, stream, spawnDetached, which, type Streaming } from './shell.ts';
+import { processAlive, run, read, stream, spawnDetached, which, type Streaming } from './shell.ts';
 
 /** Label on every container this project creates: the pid of the process that created it. */
 export const OWNER_LABEL = 'io.metal-images.owner-pid';
@@ -50,15 +50,6 @@ export async function ensureDaemon(stateDir: string): Promise<string | null> {
   }
   const tail = existsSync(log) ? readFileSync(log, 'utf8').trimEnd().split('\n').slice(-5).join('\n') : '';
   throw new PreconditionError(`dockerd did not answer within 30s; last log lines:\n${tail}`, `read ${log}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function imageExists(ref: string): Promise<boolean> {

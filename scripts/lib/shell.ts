@@ -153,6 +153,16 @@ export function stream(argv: readonly string[], opts: { cwd?: string; env?: Node
 
 export type { ProcessPromise };
 
+/** Does a process with this pid exist? (EPERM: it does, it belongs to someone else.) */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Start a daemon that outlives this process (dockerd, an S3 server): output to a log file,
  * own process group, not waited for. Returns its pid.

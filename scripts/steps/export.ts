@@ -1,6 +1,6 @@
-// Export in one pass: docker export → LZ4 HC on all cores → file, with the md5 of the compressed
-// bytes computed on the fly and the package list collected in parallel. No temporary full-size
-// tar. Two compressors write the same bytes: one lz4 >= 1.10 process with -T<cores> (built by
+// Export in one pass: the container's tar (GNU tar over its mounted layers, or docker export) →
+// LZ4 HC on all cores → file, with the md5 of the compressed bytes computed on the fly and the
+// package list collected in parallel. No temporary full-size tar. Two compressors write the same bytes: one lz4 >= 1.10 process with -T<cores> (built by
 // make setup; the default), or, without it, N distro lz4 processes whose blocks are reassembled
 // into one frame here (compressParallel). Files are written under .partial names and renamed into place, the
 // md5 last, so an interrupted run never leaves an md5 that matches a partial image.
@@ -168,6 +168,8 @@ export function pickCause(errors: readonly unknown[]): unknown {
   return errors.find((e) => !echo(e)) ?? errors[0];
 }
 
+const GNU_TAR_HINT = 'tar must be GNU tar (apt-get install tar)';
+
 export interface ContainerCompressOptions {
   level: number;
   workers: number;
@@ -185,9 +187,10 @@ export interface ContainerCompressOptions {
 }
 
 /**
- * A container's filesystem as one LZ4 frame: `docker export <id> | tar --delete <leftovers> |
- * lz4 -T<n>`, wired process to process, so node only sees the compressed bytes. With the 'blocks'
- * compressor node reads the filtered tar and feeds N distro lz4 processes instead.
+ * A container's filesystem as one LZ4 frame: `tar --create <mounted layers> | lz4 -T<n>` (or, see
+ * rootfs.ts, `docker export <id> | tar --delete <leftovers> | lz4 -T<n>`), wired process to
+ * process, so node only sees the compressed bytes. With the 'blocks' compressor node reads the
+ * tar and feeds N distro lz4 processes instead.
  */
 export async function compressContainer(id: string, opts: ContainerCompressOptions): Promise<CompressResult & { leftovers: string[]; source: string }> {
   // /.dockerenv would make systemd on the machine believe it runs in a container; /dev nodes are
@@ -201,13 +204,13 @@ export async function compressContainer(id: string, opts: ContainerCompressOptio
   if (typeof mounted !== 'string') {
     leftovers = mountedLeftovers(mounted.dir);
     source = 'GNU tar of the mounted layers';
-    stages.push(stream(rootfsTarArgv(mounted.dir, mounted.topLevel, leftovers), { env: { LC_ALL: 'C' }, hint: 'tar must be GNU tar (apt-get install tar)' }));
+    stages.push(stream(rootfsTarArgv(mounted.dir, mounted.topLevel, leftovers), { env: { LC_ALL: 'C' }, hint: GNU_TAR_HINT }));
   } else {
     leftovers = await containerLeftovers(id);
     source = 'docker export';
     const exporter = exportContainer(id);
     stages.push(exporter);
-    if (leftovers.length > 0) stages.push(stream(tarDeleteArgv(leftovers), { stdin: exporter.stdout, hint: 'tar must be GNU tar (apt-get install tar)' }));
+    if (leftovers.length > 0) stages.push(stream(tarDeleteArgv(leftovers), { stdin: exporter.stdout, hint: GNU_TAR_HINT }));
   }
   const tar = stages[stages.length - 1]!.stdout;
   // The source is finished once its first stage is: unmount, then let the caller remove the container.

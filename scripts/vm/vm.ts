@@ -16,7 +16,7 @@ import { MetalError, PreconditionError, UsageError } from '../lib/errors.ts';
 import type { ImageDef } from '../lib/image-def.ts';
 import { imageId } from '../lib/image-def.ts';
 import { dim, formatBytes, info } from '../lib/log.ts';
-import { run, stream, type RunResult, type Streaming } from '../lib/shell.ts';
+import { processAlive, run, stream, type RunResult, type Streaming } from '../lib/shell.ts';
 import { requireTools } from '../lib/tools.ts';
 import { parseAccelSetting, postProbeDecision, preProbeDecision, virtFlag, type AccelChoice, type AccelSetting, type KvmDevice } from './accel.ts';
 import {
@@ -113,15 +113,6 @@ export function freePort(): Promise<number> {
       srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
     });
   });
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
