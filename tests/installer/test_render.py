@@ -116,7 +116,7 @@ class Firewall(unittest.TestCase):
         self.assertIn('\t\tiifname "lan1" ip6 saddr fe80::/64 tcp dport bgp accept comment "BGP unnumbered from lan1"\n', rules)
 
     def test_chrony_servers_by_ip_and_pools_by_name(self):
-        text = fixture("firewall.yaml") + "ntp_servers:\n  - ip: 192.0.2.1\n  - ip: pool.example.org\n"
+        text = fixture("firewall.yaml") + "ntp_servers:\n  - address: 192.0.2.1\n  - address: pool.example.org\n"
         osd = parse_os_yaml(OS_YAML.replace("machine_type: machine", "machine_type: firewall"))
         conf = render.chrony_conf(parse_install_yaml(text, osd))
         self.assertIn("\nserver 192.0.2.1 iburst\npool pool.example.org iburst\n", conf)

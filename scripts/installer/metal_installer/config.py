@@ -118,6 +118,32 @@ class Nic:
 
 
 @dataclass(frozen=True)
+class Vpn:
+    """install.yaml's vpn: the headscale/tailscale control server a firewall joins."""
+
+    address: str
+    auth_key: str
+    connected: bool
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One of firewall_rules' egress or ingress rules; protocol lower-case (tcp or udp)."""
+
+    comment: str
+    protocol: str
+    ports: List[int]
+    to: List[str]
+    sources: List[str]  # install.yaml's "from" (ingress only; empty for egress)
+
+
+@dataclass(frozen=True)
+class FirewallRules:
+    egress: List[FirewallRule]
+    ingress: List[FirewallRule]
+
+
+@dataclass(frozen=True)
 class Install:
     hostname: str
     role: str
@@ -131,6 +157,9 @@ class Install:
     nics: List[Nic]
     dns_servers: List[str]
     ntp_servers: List[str]
+    timestamp: str = ""
+    vpn: Optional[Vpn] = None
+    firewall_rules: Optional[FirewallRules] = None
 
     @property
     def primary(self) -> Network:
@@ -240,11 +269,16 @@ def parse_install_yaml(text: str, os_data: OsData, file: str = INSTALL_YAML) -> 
         console=console,
         root_uuid=root_uuid,
         raidenabled=f.boolean("raidenabled", default=False),
-        machineuuid=f.string("machineuuid"),
+        # the hammer always writes it; upstream's own test fixtures omit it
+        machineuuid=_optional_uuid(f, "machineuuid"),
         networks=networks,
         nics=nics,
-        dns_servers=[_server(f, "dns_servers", i, v, ip_only=True) for i, v in enumerate(f.list("dns_servers", default=[]))],
-        ntp_servers=[_server(f, "ntp_servers", i, v, ip_only=False) for i, v in enumerate(f.list("ntp_servers", default=[]))],
+        dns_servers=[_server(f, "dns_servers", i, v, key="ip", ip_only=True) for i, v in enumerate(f.list("dns_servers", default=[]))],
+        # metal-go's V1NTPServer is tagged "address": a host name or an IP
+        ntp_servers=[_server(f, "ntp_servers", i, v, key="address", ip_only=False) for i, v in enumerate(f.list("ntp_servers", default=[]))],
+        timestamp=f.string("timestamp", default=""),
+        vpn=_vpn(f),
+        firewall_rules=_firewall_rules(f),
     )
     if role == "firewall" and inst.underlay_network is None:
         raise InputError(f'{file}: role firewall, but no network has "underlay: true": a firewall peers with the leaves in the underlay')
@@ -397,6 +431,11 @@ class _Fields:
             raise self._err(f'field "{self.prefix}{key}" is "{v}": expected an absolute path')
         return v
 
+    def sub_mapping(self, key: str, value: Any) -> "_Fields":
+        if not isinstance(value, dict):
+            raise self._err(f'field "{self.prefix}{key}" must be a mapping or null, got {_kind(value)}')
+        return _Fields(value, self.file, self.hint, f"{self.prefix}{key}.")
+
     def sub(self, key: str, index: int, value: Any) -> "_Fields":
         if not isinstance(value, dict):
             raise self._err(f'field "{self.prefix}{key}[{index}]" must be a mapping, got {_kind(value)}')
@@ -419,7 +458,8 @@ def _network(f: _Fields) -> Network:
             except ValueError:
                 raise f._err(f'field "{f.prefix}{key}[{i}]" is "{p}": not a CIDR prefix') from None
     return Network(
-        networkid=f.string("networkid"),
+        # upstream's firewall fixtures have networks without an id (an mpls/external network)
+        networkid=f.string("networkid", default=""),
         networktype=f.string("networktype", default=""),
         private=f.boolean("private", default=False),
         underlay=f.boolean("underlay", default=False),
@@ -443,13 +483,74 @@ def _nic(f: _Fields, index: int) -> Nic:
     return Nic(mac=mac, name=f.string("name", default=f"lan{index}"))
 
 
-def _server(f: _Fields, key: str, index: int, value: Any, ip_only: bool) -> str:
-    s = f.sub(key, index, value)
-    v = s.string("ip")
+def _server(f: _Fields, list_key: str, index: int, value: Any, key: str, ip_only: bool) -> str:
+    s = f.sub(list_key, index, value)
+    if s.doc.get(key) is None:
+        other = next((k for k in ("ip", "address") if k != key and s.doc.get(k) is not None), None)
+        if other:
+            raise s._err(f'field "{s.prefix}{key}" is missing; the entry has "{other}", but the metal-hammer writes {list_key} entries keyed "{key}"')
+    v = s.string(key)
     try:
         ipaddress.ip_address(v)
     except ValueError:
         if ip_only or not _HOSTNAME.match(v):
             kind = "an IP address" if ip_only else "an IP address or host name"
-            raise s._err(f'field "{s.prefix}ip" is "{v}": expected {kind}') from None
+            raise s._err(f'field "{s.prefix}{key}" is "{v}": expected {kind}') from None
     return v
+
+
+def _optional_uuid(f: _Fields, key: str) -> str:
+    v = f.string(key, default="")
+    if v and not _UUID.match(v):
+        raise f._err(f'field "{f.prefix}{key}" is "{v}": expected a UUID like e0ab02d2-27cd-5a5e-8efc-080ba80cf258')
+    return v
+
+
+def _vpn(f: _Fields) -> Optional[Vpn]:
+    raw = f.doc.get("vpn")
+    if raw is None:
+        return None
+    v = f.sub_mapping("vpn", raw)
+    address = v.string("address")
+    if not re.match(r"^https?://[^\s/]+", address):
+        raise v._err(f'field "vpn.address" is "{address}": expected the control server URL, e.g. https://headscale.example.org')
+    return Vpn(address=address, auth_key=v.string("auth_key"), connected=v.boolean("connected", default=False))
+
+
+_PROTOCOLS = ("tcp", "udp")
+
+
+def _firewall_rules(f: _Fields) -> Optional[FirewallRules]:
+    raw = f.doc.get("firewall_rules")
+    if raw is None:
+        return None
+    r = f.sub_mapping("firewall_rules", raw)
+    return FirewallRules(
+        egress=[_rule(r.sub("egress", i, v), ingress=False) for i, v in enumerate(r.list("egress", default=[]))],
+        ingress=[_rule(r.sub("ingress", i, v), ingress=True) for i, v in enumerate(r.list("ingress", default=[]))],
+    )
+
+
+def _rule(f: _Fields, ingress: bool) -> FirewallRule:
+    protocol = f.string("protocol").lower()
+    if protocol not in _PROTOCOLS:
+        raise f._err(f'field "{f.prefix}protocol" is "{protocol}": expected one of {", ".join(_PROTOCOLS)}')
+    ports = []
+    for i, p in enumerate(f.list("ports", default=[])):
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535:
+            raise f._err(f'field "{f.prefix}ports[{i}]" must be a port number from 1 to 65535, got {_kind(p)}')
+        ports.append(p)
+    if not ports:
+        raise f._err(f'field "{f.prefix}ports" is empty: a rule allows at least one port')
+    nets = {}
+    for key in ("to", "from") if ingress else ("to",):
+        values = f.strings(key)
+        for i, p in enumerate(values):
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise f._err(f'field "{f.prefix}{key}[{i}]" is "{p}": not a CIDR prefix') from None
+        nets[key] = values
+    if ingress and not nets["from"]:
+        raise f._err(f'field "{f.prefix}from" is empty: an ingress rule names the sources it allows')
+    return FirewallRule(comment=f.string("comment", default=""), protocol=protocol, ports=ports, to=nets["to"], sources=nets.get("from", []))
