@@ -6,7 +6,7 @@ import { Steps, formatBytes, table, bold } from './lib/log.ts';
 import { loadImageDef, imageTag, imageId, type ImageDef } from './lib/image-def.ts';
 import { checkTools } from './steps/check-tools.ts';
 import { ensureBase } from './steps/base.ts';
-import { buildImage, buildMeta, type BuildMeta } from './steps/build.ts';
+import { buildBody, buildImage, buildMeta } from './steps/build.ts';
 import { exportImage, exportOptionsFromEnv, type ExportResult } from './steps/export.ts';
 import { runLint } from './lint/lint.ts';
 import { runVmTest } from './vm/check.ts';
@@ -15,13 +15,12 @@ export function artifactDir(def: Pick<ImageDef, 'os' | 'version'>): string {
   return join(config().imagesDir, def.os, def.version);
 }
 
-/** Make sure the base image exists; a base produced by another OS folder is built first. */
-export async function ensureBaseFor(def: ImageDef, meta: BuildMeta): Promise<string> {
+/** Make sure the base image exists; the body of another OS folder is built first. */
+export async function ensureBaseFor(def: ImageDef): Promise<string> {
   if (def.base.from) {
     const dep = loadImageDef(def.base.from);
-    await ensureBaseFor(dep, meta);
-    const tag = await buildImage(dep, meta);
-    if (tag !== def.base.image) throw new Error(`${def.os}: base.image ${def.base.image} is not what ${dep.os} builds (${tag})`);
+    await ensureBaseFor(dep);
+    const tag = await buildBody(dep);
     return `built ${tag} from ${dep.os}/`;
   }
   return (await ensureBase(def, config().env.DEBIAN_MIRROR)).note;
@@ -40,9 +39,9 @@ export async function buildPipeline(os: string, variant = ''): Promise<PipelineR
   const exportOpts = exportOptionsFromEnv(env);
   await steps.run('check tools', () => checkTools(def));
   const meta = await buildMeta();
-  await steps.run('base image', () => ensureBaseFor(def, meta));
-  const tag = await steps.run('build', () => buildImage(def, meta));
-  const exp = await steps.run('export', () => exportImage(tag, def.packages_command, artifactDir(def), exportOpts));
+  await steps.run('base image', () => ensureBaseFor(def));
+  const built = await steps.run('build', () => buildImage(def, meta));
+  const exp = await steps.run('export', () => exportImage(built.tag, def.packages_command, artifactDir(def), exportOpts));
   await steps.run('lint', () => runLint(def, artifactDir(def)));
   if (flag(env, 'SKIP_VM_TEST')) steps.skip('vm test', 'SKIP_VM_TEST=1');
   else await steps.run('vm test', () => runVmTest(def, artifactDir(def)));

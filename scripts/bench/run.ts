@@ -7,7 +7,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { config, ROOT } from '../lib/config.ts';
 import { onCleanup } from '../lib/cleanup.ts';
-import { createContainer, exportContainer, imageExists, imageId as dockerImageId, removeContainer } from '../lib/docker.ts';
+import { createContainer, exportContainer, imageExists, dockerImageId, removeContainer } from '../lib/docker.ts';
 import { MetalError, PreconditionError } from '../lib/errors.ts';
 import { imageId, imageTag, type ImageDef } from '../lib/image-def.ts';
 import { md5OfFile, parseMd5File } from '../lib/md5file.ts';

@@ -31,7 +31,7 @@ export async function main(args: Args): Promise<void> {
     table([
       ['folder', ...CHECKS],
       ...reports.map((r) => [`${r.os}/`, ...CHECKS.map((c) => cell(r.findings.filter((f) => f.check === c), r.notRun[c]))]),
-      ['shared: tests/goss/, scripts/installer/', ...CHECKS.map((c) => (c === 'shellcheck' || c === 'goss' ? cell(shared.filter((f) => f.check === c), undefined) : '-'))],
+      ['shared: layers/, tests/goss/, scripts/{installer,image-lib}/', ...CHECKS.map((c) => (c === 'shellcheck' || c === 'goss' ? cell(shared.filter((f) => f.check === c), undefined) : '-'))],
     ]),
   );
   if (all.length > 0) {

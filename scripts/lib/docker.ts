@@ -62,7 +62,8 @@ export async function imageLabels(ref: string): Promise<Record<string, string>> 
   return (JSON.parse(out) as Record<string, string> | null) ?? {};
 }
 
-export async function imageId(ref: string): Promise<string> {
+/** Docker's id of an image (sha256:...). Not the metal-api image id (see scripts/release/plan.ts). */
+export async function dockerImageId(ref: string): Promise<string> {
   return read(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]);
 }
 
@@ -78,12 +79,15 @@ export interface BuildSpec {
   context: string;
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
+  /** Build only up to this stage of a multi-stage Dockerfile. */
+  target?: string;
 }
 
 export function buildArgv(spec: BuildSpec): string[] {
   const argv = ['docker', 'build', '--network', 'host', '--file', spec.dockerfile, '--tag', spec.tag];
   for (const [k, v] of Object.entries(spec.buildArgs)) argv.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(spec.labels)) argv.push('--label', `${k}=${v}`);
+  if (spec.target) argv.push('--target', spec.target);
   argv.push(spec.context);
   return argv;
 }

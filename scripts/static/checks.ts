@@ -2,20 +2,21 @@
 // or a docker daemon. Each check is a pure function from inputs to findings (tested against exact
 // messages in tests/unit/static.test.ts); the wrappers at the bottom read the folder and run
 // shellcheck.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, posix, relative } from 'node:path';
 import { LineCounter, parseDocument, isMap } from 'yaml';
 import { MetalError } from '../lib/errors.ts';
-import { loadImageDef, listOsFolders, imageTag, type ImageDef } from '../lib/image-def.ts';
+import { FINALIZE_DIR, loadImageDef, listOsFolders, type ImageDef } from '../lib/image-def.ts';
 import { GO_TOOLS } from '../lib/tools.ts';
-import { buildArgsFor, PIPELINE_BUILD_ARGS } from '../steps/build.ts';
+import { ALWAYS_STAGED_DIRS, bodyBuildArgs, PIPELINE_BUILD_ARGS, stagedFiles } from '../steps/build.ts';
 import { run } from '../lib/shell.ts';
 import {
   parseDockerfile, stages, varRefs, parseArg, parseEnv, copyOperands, EXPANDED, PREDEFINED_ARGS,
   type Dockerfile, type Instruction,
 } from './dockerfile.ts';
 
-export const CHECKS = ['image.yaml', 'Dockerfile', 'build args', 'COPY sources', 'goss', 'shellcheck'] as const;
+export const CHECKS = ['image.yaml', 'Dockerfile', 'build args', 'COPY sources', 'layers', 'goss', 'shellcheck'] as const;
 export type CheckId = (typeof CHECKS)[number];
 
 export interface Finding {
@@ -65,8 +66,7 @@ export interface BuildConfig {
 
 /** Pure: the configurations of a definition and its variants. */
 export function buildConfigs(defs: ImageDef[]): BuildConfig[] {
-  const meta = { date: '1970-01-01T00:00:00Z', commit: 'static-check', version: 'static-check' };
-  return defs.map((d) => ({ label: d.variant, args: buildArgsFor(d, meta), fromYaml: Object.keys(d.build_args) }));
+  return defs.map((d) => ({ label: d.variant, args: bodyBuildArgs(d, d.base.from ? 'static-check-kernel' : null), fromYaml: Object.keys(d.build_args) }));
 }
 
 /**
@@ -250,45 +250,91 @@ export function copySourceFindings(df: Dockerfile, file: string, layout: Context
 }
 
 /**
- * The staged context of a definition: `<os>/context/` at the top, `tools/<name>` for each go_tools
- * entry, and `installer/` (scripts/installer plus the generated os.yaml) when the installer exists.
+ * The staged body context of a definition, as scripts/steps/build.ts stageBodyContext() lays it
+ * out: the layers' context/ dirs, the OS folder's, a variant's, lib/, tools/<go tool>, and the dirs
+ * every body context has.
  */
-export function contextLayout(def: ImageDef, root: string): ContextLayout {
-  const ctx = join(def.dir, 'context');
-  const installer = join(root, 'scripts', 'installer');
-  const hasInstaller = existsSync(installer);
-  const real = (p: string): string[] | null => {
-    try {
-      return statSync(p).isDirectory() ? readdirSync(p) : null;
-    } catch {
-      return null;
+export function contextLayout(def: ImageDef): ContextLayout {
+  const files = new Set(stagedFiles(def).keys());
+  const dirs = new Set<string>(['', ...ALWAYS_STAGED_DIRS]);
+  for (const f of files) {
+    const parts = f.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  return {
+    exists: (rel) => files.has(rel) || dirs.has(rel),
+    list(rel) {
+      if (!dirs.has(rel)) return null;
+      const prefix = rel === '' ? '' : `${rel}/`;
+      const out = new Set<string>();
+      for (const p of [...files, ...dirs]) if (p !== rel && p.startsWith(prefix)) out.add(p.slice(prefix.length).split('/')[0]!);
+      return [...out];
+    },
+  };
+}
+
+// ---- layers ------------------------------------------------------------------------------------
+
+/**
+ * Pure: files an OS folder (or a variant's context) stages that are byte-identical to what a lower
+ * layer or the image it is built on already puts at the same path: they belong in that layer.
+ * `staged` lists, lowest first, each source dir's files (context-relative path → bytes' hash).
+ */
+export function duplicateFindings(staged: { name: string; files: Map<string, string> }[], own: Set<string>): Finding[] {
+  const out: Finding[] = [];
+  for (let i = 0; i < staged.length; i++) {
+    const upper = staged[i]!;
+    if (!own.has(upper.name)) continue;
+    for (const [rel, hash] of upper.files) {
+      const lower = staged.slice(0, i).reverse().find((l) => l.files.get(rel) === hash);
+      if (lower) out.push({ check: 'layers', file: `${upper.name}/${rel}`, line: null, message: `is identical to ${lower.name}/${rel}: drop it here (the lower layer already provides it)` });
+    }
+  }
+  return out;
+}
+
+/** What only the finalize stage (layers/finalize) may do; a body Dockerfile doing it repeats it. */
+const FINALIZE_MARKS: { re: RegExp; what: string }[] = [
+  { re: /\binstaller\/?\s/, what: 'copies the installer' },
+  { re: /--record-permissions/, what: 'records the permissions' },
+  { re: /\/etc\/metal\/build\.yaml/, what: 'writes the build metadata' },
+  { re: /^\s*ARG\s+BUILD_(DATE|COMMIT|VERSION)\b/m, what: 'takes the commit\'s build args' },
+];
+
+/** Pure: a body Dockerfile's instructions that repeat the finalize stage. */
+export function finalizeRepeatFindings(df: Dockerfile, file: string): Finding[] {
+  const out: Finding[] = [];
+  for (const ins of df.instructions) {
+    const text = `${ins.keyword} ${ins.rest}`;
+    const mark = FINALIZE_MARKS.find((m) => m.re.test(text));
+    if (mark) out.push({ check: 'layers', file, line: ins.line, message: `${ins.keyword} ${mark.what}: that is the finalize stage's (${FINALIZE_DIR}/Dockerfile), which every image passes through` });
+  }
+  return out;
+}
+
+function hashFiles(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string, base: string): void => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const rel = base ? `${base}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(join(d, e.name), rel);
+      else out.set(rel, createHash('sha256').update(readFileSync(join(d, e.name))).digest('hex'));
     }
   };
-  const layout: ContextLayout = {
-    exists(rel) {
-      if (rel === '') return true;
-      const [head, ...tail] = rel.split('/');
-      if (head === 'tools' && def.go_tools.length > 0) return tail.length === 0 || (tail.length === 1 && def.go_tools.includes(tail[0]!));
-      if (head === 'installer' && hasInstaller) return tail.length === 0 || (tail.join('/') === 'os.yaml') || existsSync(join(installer, ...tail));
-      return existsSync(join(ctx, rel));
-    },
-    list(rel) {
-      const [head, ...tail] = rel === '' ? [''] : rel.split('/');
-      if (rel === '') {
-        const top = new Set(real(ctx) ?? []);
-        if (def.go_tools.length > 0) top.add('tools');
-        if (hasInstaller) top.add('installer');
-        return [...top];
-      }
-      if (head === 'tools' && def.go_tools.length > 0) return tail.length === 0 ? [...def.go_tools] : null;
-      if (head === 'installer' && hasInstaller) {
-        const entries = real(join(installer, ...tail));
-        return entries && tail.length === 0 ? [...new Set([...entries, 'os.yaml'])] : entries;
-      }
-      return real(join(ctx, rel));
-    },
-  };
-  return layout;
+  walk(dir, '');
+  return out;
+}
+
+/** The staged dirs below and of a definition, lowest first: its base image's (recursively), its layers', its own. */
+function stagedSources(def: ImageDef, root: string): { name: string; files: Map<string, string> }[] {
+  const below = def.base.from ? stagedSources(loadImageDef(def.base.from, '', root), root) : [];
+  return [...below, ...def.contextDirs.map((d) => ({ name: relative(root, d), files: hashFiles(d) }))];
+}
+
+export function layerFindings(def: ImageDef, root: string): Finding[] {
+  const own = new Set([join(def.dir, 'context'), ...def.contextDirs.filter((d) => d.startsWith(`${def.dir}/`))].map((d) => relative(root, d)));
+  return duplicateFindings(stagedSources(def, root), own);
 }
 
 // ---- goss --------------------------------------------------------------------------------------
@@ -432,18 +478,6 @@ export function imageYamlFindings(os: string, root: string): { findings: Finding
   for (const t of def.go_tools) {
     if (!toolNames.includes(t)) add(`go_tools lists "${t}", which scripts/lib/tools.ts GO_TOOLS does not build (known: ${toolNames.join(', ')})`);
   }
-  for (const d of defs) {
-    const where = d.variant ? `variants.${d.variant}.base` : 'base';
-    if (!d.base.from) continue;
-    try {
-      const dep = loadImageDef(d.base.from, '', root);
-      if (imageTag(dep) !== d.base.image) add(`${where}.image is ${d.base.image} but ${d.base.from}/ builds ${imageTag(dep)}`);
-      if (dep.base.from === os) add(`${where}.from: ${os} and ${d.base.from} depend on each other`);
-    } catch (e) {
-      if (e instanceof MetalError) add(`${where}.from "${d.base.from}": ${e.message}`);
-      else throw e;
-    }
-  }
   return { findings, defs };
 }
 
@@ -468,26 +502,26 @@ export async function checkFolder(os: string, root: string): Promise<FolderRepor
   const y = imageYamlFindings(os, root);
   findings.push(...y.findings);
 
-  const dockerfilePath = join(root, os, 'Dockerfile');
-  const dfFile = `${os}/Dockerfile`;
-  if (!existsSync(dockerfilePath)) {
-    findings.push({ check: 'Dockerfile', file: dfFile, line: null, message: 'does not exist' });
+  const def = y.defs[0];
+  const dockerfilePath = def?.dockerfile ?? join(root, os, 'Dockerfile');
+  const dfFile = relative(root, dockerfilePath);
+  if (!def) {
+    for (const c of ['Dockerfile', 'build args', 'COPY sources', 'layers'] as const) notRun[c] = 'image.yaml is invalid';
+  } else if (!existsSync(dockerfilePath)) {
+    findings.push({ check: 'Dockerfile', file: dfFile, line: null, message: `does not exist (${os}/ has no Dockerfile and none of its layers has one)` });
   } else {
     const df = parseDockerfile(readFileSync(dockerfilePath, 'utf8'));
     findings.push(...dockerfileFindings(df, dfFile));
-    const def = y.defs[0];
-    if (!def) {
-      notRun['build args'] = 'image.yaml is invalid';
-      notRun['COPY sources'] = 'image.yaml is invalid';
-    } else {
-      const configs = buildConfigs(y.defs);
-      findings.push(...buildArgFindings(df, dfFile, configs, `${os}/image.yaml`));
-      for (const d of y.defs) {
-        const values = configs.find((c) => c.label === d.variant)!.args;
-        for (const f of copySourceFindings(df, dfFile, contextLayout(d, root), values, `${os}/context/ + tools/ + installer/`)) {
-          if (!findings.some((g) => g.line === f.line && g.message === f.message)) findings.push(f);
-        }
+    findings.push(...finalizeRepeatFindings(df, dfFile));
+    const configs = buildConfigs(y.defs);
+    findings.push(...buildArgFindings(df, dfFile, configs, `${os}/image.yaml`));
+    for (const d of y.defs) {
+      const values = configs.find((c) => c.label === d.variant)!.args;
+      const dirs = [...d.contextDirs.map((c) => relative(root, c)), 'lib/', 'tools/'].join(' + ');
+      for (const f of copySourceFindings(df, dfFile, contextLayout(d), values, dirs)) {
+        if (!findings.some((g) => g.line === f.line && g.message === f.message)) findings.push(f);
       }
+      for (const f of layerFindings(d, root)) if (!findings.some((g) => g.file === f.file)) findings.push(f);
     }
   }
 
@@ -498,7 +532,7 @@ export async function checkFolder(os: string, root: string): Promise<FolderRepor
     findings.push(...gossFindings(readFileSync(gossPath, 'utf8'), `${os}/goss.yaml`, (p) => existsSync(p.startsWith('/') ? p : join(dir, p))));
   }
 
-  findings.push(...(await shellcheckFindings(shellScripts([join(root, os, 'context')]), root)));
+  findings.push(...(await shellcheckFindings(shellScripts([join(root, os)]), root)));
   return { os, findings, notRun };
 }
 
@@ -512,7 +546,9 @@ export async function checkShared(root: string): Promise<Finding[]> {
       out.push(...gossFindings(readFileSync(join(gossDir, name), 'utf8'), `tests/goss/${name}`, (p) => existsSync(p.startsWith('/') ? p : join(dir, p))));
     }
   }
-  out.push(...(await shellcheckFindings(shellScripts([join(root, 'scripts', 'installer')]), root)));
+  // the layers and the finalize stage (shared by the folders that list them), the build-time shell
+  // library, the installer
+  out.push(...(await shellcheckFindings(shellScripts([join(root, 'layers'), join(root, 'scripts', 'image-lib'), join(root, 'scripts', 'installer')]), root)));
   return out;
 }
 

@@ -1,7 +1,7 @@
 // Check before side effects (STYLE.md §5): every tool and input the build needs, before anything
 // is built or written.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { PreconditionError } from '../lib/errors.ts';
 import { requireDaemon } from '../lib/docker.ts';
 import { config } from '../lib/config.ts';
@@ -15,10 +15,10 @@ export async function checkTools(def: ImageDef): Promise<void> {
   for (const t of def.go_tools) {
     if (!existsSync(join(config().binDir, t))) throw new PreconditionError(`Go tool ${t} is not built`, 'run make setup');
   }
-  const dockerfile = join(def.dir, 'Dockerfile');
-  if (!existsSync(dockerfile)) throw new PreconditionError(`${def.os}/Dockerfile does not exist`, `create ${def.os}/Dockerfile`);
-  if (!/^\s*FROM\s+\$\{?BASE_IMAGE\}?/m.test(readFileSync(dockerfile, 'utf8'))) {
-    throw new PreconditionError(`${def.os}/Dockerfile does not build FROM \${BASE_IMAGE}`, `start ${def.os}/Dockerfile with: ARG BASE_IMAGE / FROM \${BASE_IMAGE}`);
+  const dockerfile = relative(config().root, def.dockerfile);
+  if (!existsSync(def.dockerfile)) throw new PreconditionError(`${dockerfile} does not exist (${def.os} has no Dockerfile of its own and no layer with one)`, `create ${def.os}/Dockerfile or list a layer with one in ${def.os}/image.yaml`);
+  if (!/^\s*FROM\s+\$\{?BASE_IMAGE\}?/m.test(readFileSync(def.dockerfile, 'utf8'))) {
+    throw new PreconditionError(`${dockerfile} does not build FROM \${BASE_IMAGE}`, `start ${dockerfile} with: ARG BASE_IMAGE / FROM \${BASE_IMAGE}`);
   }
   // The VM test at the end needs the folder's goss spec: say so now, not after the build.
   if (!existsSync(join(def.dir, 'goss.yaml'))) throw new PreconditionError(`${def.os}/goss.yaml does not exist (the VM test runs it)`, `create ${def.os}/goss.yaml (see debian/goss.yaml)`);

@@ -7,7 +7,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { parseImageDef, type Contract, type ImageDef } from '../../scripts/lib/image-def.ts';
+import { mergeUnits, parseImageDef, type Contract, type ImageDef } from '../../scripts/lib/image-def.ts';
 import { run } from '../../scripts/lib/shell.ts';
 import { captureFile, checkEntries, checkMd5File, describeCapability, type Finding } from '../../scripts/lint/rules.ts';
 import { TarReader, TarFormatError, parsePax, type TarEntry } from '../../scripts/lint/tar-stream.ts';
@@ -346,8 +346,11 @@ test('formatReport: verdict line, then findings grouped by rule, long groups cut
 const work = mkdtempSync(join(tmpdir(), 'lint-test-'));
 const def = (): ImageDef => ({
   ...parseImageDef('os: demo\nversion: "1"\nbase: { image: "x:1" }\npackages_command: [dpkg, -l]\nmachine_type: machine\ncontract: { size_budget_mib: 100, required_commands: [bash, grub-install, "ignition|cloud-init"] }\n', 'demo/image.yaml', 'demo'),
+  units: mergeUnits({ order: [], state: {}, default_target: '' }),
   dir: work,
   variant: '',
+  dockerfile: '',
+  contextDirs: [],
 });
 
 /** Write <dir>/img.tar.lz4 (+ md5 file) from a tar, compressed by the lz4 CLI. */

@@ -5,12 +5,10 @@
 # packages do. The final stage installs that package, so the image carries the modules without
 # DKMS, compilers or kernel headers, and dpkg still owns every module file.
 set -euo pipefail
+# shellcheck source=/dev/null
+. /usr/local/lib/metal/metal.sh
 
-log() { echo "build-modules: $*"; }
-die() { echo "build-modules: ERROR: $*" >&2; exit 1; }
-
-kver="$(ls /lib/modules)"
-[ "$(echo "$kver" | wc -w)" -eq 1 ] || die "expected exactly one kernel in the base image, got: $kver"
+kver="$(metal_kernel_version)"
 
 export DEBIAN_FRONTEND=noninteractive
 # This stage's initrd is thrown away: skip the rebuilds the kernel-header and DKMS triggers ask for.

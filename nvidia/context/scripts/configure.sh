@@ -1,11 +1,10 @@
 #!/bin/bash
-# Final configuration of the metal-stack nvidia image: the NVIDIA Container Toolkit in CDI mode,
-# containerd with the nvidia runtime as its default, and the boot-time units. Fails the build on
-# any check that does not hold.
+# Configuration of the metal-stack nvidia image's body: the NVIDIA Container Toolkit in CDI mode,
+# containerd with the nvidia runtime as its default. Units (nvidia/image.yaml) and clean-up follow
+# in the finalize stage. Fails the build on any check that does not hold.
 set -euo pipefail
-
-log() { echo "configure: $*"; }
-die() { echo "configure: ERROR: $*" >&2; exit 1; }
+# shellcheck source=/dev/null
+. /usr/local/lib/metal/metal.sh
 
 # ---- NVIDIA Container Toolkit ------------------------------------------------------------------
 chmod 0755 /usr/bin/nvidia-ctk /usr/bin/nvidia-container-runtime /usr/bin/nvidia-cdi-hook
@@ -41,14 +40,4 @@ printf '%s\n' '# metal-stack: empty on purpose; udev loads the NVIDIA modules fo
   > /etc/modules-load.d/nvidia.conf
 [ ! -L /etc/modules-load.d/nvidia.conf ] || die "/etc/modules-load.d/nvidia.conf is still a link"
 
-# ---- units -------------------------------------------------------------------------------------
-systemctl preset nvidia-cdi-generate.service nvidia-persistenced.service
-for u in nvidia-cdi-generate.service nvidia-persistenced.service containerd.service; do
-  [ "$(systemctl is-enabled "$u")" = enabled ] || die "$u is not enabled"
-done
-
-# ---- clean-up ----------------------------------------------------------------------------------
-: > /etc/machine-id
-rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/tmp/*
-find /var/log -type f \( -path '/var/log/apt/*' -o -name '*.log' \) -delete
 log "done"

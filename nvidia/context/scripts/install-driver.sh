@@ -3,20 +3,17 @@
 # driver userland (the packages named on the command line, from NVIDIA_PACKAGES), then check that
 # the modules match the image's kernel and that nothing of the build toolchain came along.
 set -euo pipefail
-
-log() { echo "install-driver: $*"; }
-die() { echo "install-driver: ERROR: $*" >&2; exit 1; }
+# shellcheck source=/dev/null
+. /usr/local/lib/metal/metal.sh
 
 [ "$#" -gt 0 ] || die "no driver packages given (NVIDIA_PACKAGES is empty)"
-kver="$(ls /lib/modules)"
-[ "$(echo "$kver" | wc -w)" -eq 1 ] || die "expected exactly one kernel, got: $kver"
+kver="$(metal_kernel_version)"
 deb="$(find /tmp/nvidia-modules -maxdepth 1 -name "nvidia-kernel-${kver}_*.deb" | head -n1)"
 [ -n "$deb" ] || die "stage 1 produced no nvidia-kernel-${kver} package"
 
 export DEBIAN_FRONTEND=noninteractive
-# no daemon may start inside the build container
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-chmod 0755 /usr/sbin/policy-rc.d
+# no daemon starts inside the build container: the body's policy-rc.d (removed by the finalize stage)
+[ -x /usr/sbin/policy-rc.d ] || die "the base image has no /usr/sbin/policy-rc.d"
 # the packages' triggers would regenerate the initrd several times; do it once, at the end
 dpkg-divert --local --rename --add /usr/sbin/update-initramfs
 ln -s /bin/true /usr/sbin/update-initramfs
@@ -51,6 +48,5 @@ if dpkg-query -W -f='${Status}' firmware-nvidia-gsp 2>/dev/null | grep -q 'ok in
 fi
 log "nvidia ${upstream}: modules for ${kver} installed"
 
-rm -f /usr/sbin/policy-rc.d
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old /tmp/* /var/tmp/*

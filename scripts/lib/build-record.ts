@@ -1,0 +1,182 @@
+// The build record, images/<os>/<version>/build.json (STYLE.md §4, coreos-assembler's meta.json):
+// written step by step by the pipeline (definition, build, export, lint, VM test, provisioning),
+// read by `make lint`, `make vmtest` and `make release`. Paths, ids, hashes and verdicts come from
+// here, not re-derived by each command, and release publishes only what the record says passed.
+//
+// Each verdict names the md5 of the img.tar.lz4 it checked; a new build or export drops the
+// verdicts of the bytes it replaced. The file is replaced atomically (write + rename), so a reader
+// never sees half a record.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const RECORD_FILE = 'build.json';
+export const RECORD_SCHEMA = 1;
+
+export interface DefinitionPart {
+  os: string;
+  version: string;
+  variant: string;
+  /** e.g. debian-12. */
+  name: string;
+  layers: string[];
+  dockerfile: string;
+}
+
+export interface BuildPart {
+  tag: string;
+  body: string;
+  docker_image_id: string;
+  body_image_id: string;
+  commit: string;
+  date: string;
+  version: string;
+  seconds: number;
+}
+
+export interface ExportPart {
+  md5: string;
+  tar_bytes: number;
+  lz4_bytes: number;
+  packages: number;
+  /** The docker image id the tar was taken from. */
+  docker_image_id: string;
+  level: number;
+  compressor: string;
+  source: string;
+  seconds: number;
+}
+
+export type Verdict = 'pass' | 'fail' | 'skipped';
+
+export interface LintPart {
+  verdict: Verdict;
+  md5: string;
+  errors: number;
+  warnings: number;
+  entries: number;
+}
+
+export interface GossTotals {
+  spec: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  total: number;
+}
+
+export interface VmTestPart {
+  verdict: Verdict;
+  /** Why it was skipped or failed. */
+  reason?: string;
+  md5: string;
+  accel?: string;
+  boot_seconds?: number;
+  goss: GossTotals[];
+}
+
+export interface ProvisionPart {
+  verdict: Verdict;
+  reason?: string;
+  md5: string;
+  /** The rest of provision.json's summary (boots, leaves, goss), kept as written. */
+  summary: Record<string, unknown>;
+}
+
+export interface BuildRecord {
+  schema: number;
+  definition: DefinitionPart;
+  build?: BuildPart;
+  export?: ExportPart;
+  lint?: LintPart;
+  vmtest?: VmTestPart;
+  provision?: ProvisionPart;
+  /** When each part was written (ISO time), by part name. */
+  written: Record<string, string>;
+}
+
+export type Part = 'definition' | 'build' | 'export' | 'lint' | 'vmtest' | 'provision';
+/** What a part's new value makes stale: the parts written after it about older bytes. */
+const DOWNSTREAM: Record<Part, Part[]> = {
+  definition: ['build', 'export', 'lint', 'vmtest', 'provision'],
+  build: ['export', 'lint', 'vmtest', 'provision'],
+  export: ['lint', 'vmtest', 'provision'],
+  lint: [],
+  vmtest: [],
+  provision: [],
+};
+
+/** Pure: the record with one part (re)written and whatever it makes stale dropped. */
+export function withPart<P extends Part>(rec: BuildRecord, part: P, value: NonNullable<BuildRecord[P]>, now = new Date()): BuildRecord {
+  const out: BuildRecord = { ...rec, written: { ...rec.written } };
+  // a new definition of the same image keeps nothing; the same definition keeps the rest
+  const same = part === 'definition' && JSON.stringify(rec.definition) === JSON.stringify(value);
+  if (!same) {
+    for (const d of DOWNSTREAM[part]) {
+      delete out[d];
+      delete out.written[d];
+    }
+  }
+  (out as unknown as Record<string, unknown>)[part] = value;
+  out.written[part] = now.toISOString();
+  return out;
+}
+
+export function emptyRecord(definition: DefinitionPart): BuildRecord {
+  return { schema: RECORD_SCHEMA, definition, written: {} };
+}
+
+export function recordPath(dir: string): string {
+  return join(dir, RECORD_FILE);
+}
+
+/** Pure: parse a build.json text; null when it is not a record of this schema. */
+export function parseRecord(text: string): BuildRecord | null {
+  try {
+    const r = JSON.parse(text) as BuildRecord;
+    return r && r.schema === RECORD_SCHEMA && typeof r.definition === 'object' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+export function readRecord(dir: string): BuildRecord | null {
+  const p = recordPath(dir);
+  return existsSync(p) ? parseRecord(readFileSync(p, 'utf8')) : null;
+}
+
+export function writeRecord(dir: string, rec: BuildRecord): void {
+  const p = recordPath(dir);
+  const tmp = `${p}.partial-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  renameSync(tmp, p);
+}
+
+/** Read, rewrite one part, write back. A record of another image (or none) starts fresh from `definition`. */
+export function updateRecord<P extends Part>(dir: string, definition: DefinitionPart, part: P, value: NonNullable<BuildRecord[P]>): BuildRecord {
+  const old = readRecord(dir);
+  const base = old && old.definition.os === definition.os && old.definition.version === definition.version ? old : emptyRecord(definition);
+  const rec = withPart(part === 'definition' ? base : withPart(base, 'definition', definition), part, value);
+  writeRecord(dir, rec);
+  return rec;
+}
+
+export type ReleaseCheck = { ok: true; summary: string } | { ok: false; reason: string; fix: string };
+
+/**
+ * Pure: may the artifact with this md5 be published? Only when the record's export is of these
+ * bytes and both the lint and the VM test passed on them.
+ */
+export function releaseCheck(rec: BuildRecord | null, md5: string, target: string): ReleaseCheck {
+  const again = `run make ${target} (build, export, lint and VM test), or FORCE=1 to publish it untested`;
+  if (!rec) return { ok: false, reason: 'it has no build record (build.json): nothing says it was linted and tested', fix: again };
+  if (!rec.export) return { ok: false, reason: 'its build record has no export', fix: again };
+  if (rec.export.md5 !== md5) return { ok: false, reason: `its img.tar.lz4 (md5 ${md5.slice(0, 8)}…) is not the one the build record exported (${rec.export.md5.slice(0, 8)}…)`, fix: again };
+  const lint = rec.lint;
+  if (!lint || lint.md5 !== md5) return { ok: false, reason: 'it was not linted', fix: `run make lint OS=${target}, then make vmtest OS=${target}` };
+  if (lint.verdict !== 'pass') return { ok: false, reason: `its lint failed (${lint.errors} errors)`, fix: `run make lint OS=${target} to see them, fix the image, make ${target}` };
+  const vm = rec.vmtest;
+  if (!vm || vm.md5 !== md5) return { ok: false, reason: 'it has not passed a VM test', fix: `run make vmtest OS=${target}` };
+  if (vm.verdict !== 'pass') return { ok: false, reason: `its VM test ${vm.verdict === 'skipped' ? `was skipped (${vm.reason ?? 'no reason given'})` : `failed${vm.reason ? ` (${vm.reason})` : ''}`}`, fix: `run make vmtest OS=${target}` };
+  const goss = vm.goss.map((g) => `${g.passed}/${g.total}`).join(', ');
+  return { ok: true, summary: `lint ${lint.errors} errors, ${lint.warnings} warnings; VM test ${goss} goss checks passed${vm.accel ? ` (${vm.accel})` : ''}` };
+}
