@@ -1,68 +1,68 @@
-// `make <os>` reads like a table of contents (STYLE.md §1): each step is one named, timed function.
-import { join } from 'node:path';
+// `make <os>` reads like a table of contents (STYLE.md §1): each step is one named, timed function
+// in scripts/steps/, taking the build context and returning its note; the build record
+// (images/<os>/<version>/build.json) is written step by step.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE } from './lib/artifacts.ts';
+import { type BuildContext } from './lib/build-context.ts';
+import { readRecord } from './lib/build-record.ts';
 import { config, flag } from './lib/config.ts';
+import { imageName, imageTag } from './lib/image-def.ts';
 import { Steps, formatBytes, table, bold } from './lib/log.ts';
-import { loadImageDef, imageTag, imageId, type ImageDef } from './lib/image-def.ts';
+import { isDryRun } from './lib/shell.ts';
+import { describeDefinition, resolveDefinition } from './steps/resolve.ts';
 import { checkTools } from './steps/check-tools.ts';
-import { ensureBase } from './steps/base.ts';
-import { buildBody, buildImage, buildMeta } from './steps/build.ts';
-import { exportImage, exportOptionsFromEnv, type ExportResult } from './steps/export.ts';
-import { runLint } from './lint/lint.ts';
-import { runVmTest } from './vm/check.ts';
-
-export function artifactDir(def: Pick<ImageDef, 'os' | 'version'>): string {
-  return join(config().imagesDir, def.os, def.version);
-}
-
-/** Make sure the base image exists; the body of another OS folder is built first. */
-export async function ensureBaseFor(def: ImageDef): Promise<string> {
-  if (def.base.from) {
-    const dep = loadImageDef(def.base.from);
-    await ensureBaseFor(dep);
-    const tag = await buildBody(dep);
-    return `built ${tag} from ${dep.os}/`;
-  }
-  return (await ensureBase(def, config().env.DEBIAN_MIRROR)).note;
-}
+import { baseImage } from './steps/base.ts';
+import { build } from './steps/build.ts';
+import { exportStep } from './steps/export.ts';
+import { lint } from './steps/lint.ts';
+import { skipVmtest, vmtest } from './steps/vmtest.ts';
 
 export interface PipelineResult {
-  def: ImageDef;
-  export: ExportResult;
+  ctx: BuildContext;
   steps: Steps;
 }
 
 export async function buildPipeline(os: string, variant = ''): Promise<PipelineResult> {
   const steps = new Steps();
-  const env = config().env;
-  const def = await steps.run('resolve definition', async () => loadImageDef(os, variant));
-  const exportOpts = exportOptionsFromEnv(env);
-  await steps.run('check tools', () => checkTools(def));
-  const meta = await buildMeta();
-  await steps.run('base image', () => ensureBaseFor(def));
-  const built = await steps.run('build', () => buildImage(def, meta));
-  const exp = await steps.run('export', () => exportImage(built.tag, def.packages_command, artifactDir(def), exportOpts));
-  await steps.run('lint', () => runLint(def, artifactDir(def)));
-  if (flag(env, 'SKIP_VM_TEST')) steps.skip('vm test', 'SKIP_VM_TEST=1');
-  else await steps.run('vm test', () => runVmTest(def, artifactDir(def)));
-  printSummary(def, exp, steps);
-  return { def, export: exp, steps };
+  const ctx = resolveDefinition(os, variant);
+  await steps.run('resolve definition', async () => describeDefinition(ctx));
+  await steps.run('check tools', () => checkTools(ctx));
+  await steps.run('base image', () => baseImage(ctx));
+  await steps.run('build', () => build(ctx));
+  if (isDryRun()) {
+    // nothing is built, so there is nothing to export, lint or boot; the artifacts stay as they are
+    for (const s of ['export', 'lint', 'vm test']) steps.skip(s, 'DRY_RUN=1: nothing was built');
+  } else {
+    await steps.run('export', () => exportStep(ctx));
+    await steps.run('lint', () => lint(ctx));
+    if (flag(config().env, 'SKIP_VM_TEST')) {
+      await skipVmtest(ctx, 'SKIP_VM_TEST=1');
+      steps.skip('vm test', 'SKIP_VM_TEST=1');
+    } else await steps.run('vm test', () => vmtest(ctx));
+  }
+  printSummary(ctx, steps);
+  return { ctx, steps };
 }
 
-export function printSummary(def: ImageDef, exp: ExportResult, steps: Steps): void {
-  const dir = artifactDir(def);
+export function printSummary(ctx: BuildContext, steps: Steps): void {
   const rel = (p: string): string => p.replace(`${config().root}/`, '');
   const total = steps.timings.reduce((s, t) => s + t.seconds, 0);
+  const rec = readRecord(ctx.dir);
   console.log('');
-  console.log(bold(`${imageId(def)} (${imageTag(def)}) done in ${total.toFixed(1)}s`));
-  console.log(
-    table([
-      ['artifact', 'size', ''],
-      [rel(exp.image), formatBytes(exp.lz4Bytes), `tar ${formatBytes(exp.tarBytes)}, ratio ${(exp.tarBytes / exp.lz4Bytes).toFixed(2)}`],
-      [rel(`${exp.image}.md5`), '', exp.md5],
-      [rel(join(dir, 'packages.txt')), '', `${exp.packages} packages`],
-    ]),
-  );
+  console.log(bold(`${imageName(ctx.def)} (${imageTag(ctx.def)}) done in ${total.toFixed(1)}s`));
+  if (rec?.export && !isDryRun()) {
+    const e = rec.export;
+    console.log(
+      table([
+        ['artifact', 'size', ''],
+        [rel(join(ctx.dir, IMAGE_FILE)), formatBytes(e.lz4_bytes), `tar ${formatBytes(e.tar_bytes)}, ratio ${(e.tar_bytes / e.lz4_bytes).toFixed(2)}`],
+        [rel(join(ctx.dir, MD5_FILE)), '', e.md5],
+        [rel(join(ctx.dir, PACKAGES_FILE)), '', `${e.packages} packages`],
+        [rel(join(ctx.dir, 'build.json')), '', `lint ${rec.lint?.verdict ?? 'not run'}, vm test ${rec.vmtest?.verdict ?? 'not run'}`],
+      ]),
+    );
+  }
   console.log('');
   console.log(
     table([
@@ -70,5 +70,5 @@ export function printSummary(def: ImageDef, exp: ExportResult, steps: Steps): vo
       ...steps.timings.map((t) => [t.name, t.seconds.toFixed(1), total > 0 ? `${((100 * t.seconds) / total).toFixed(0)}%` : '', t.status + (t.note ? ` (${t.note})` : '')]),
     ]),
   );
-  if (!existsSync(exp.image)) console.log('warning: artifact missing after the run');
+  if (!isDryRun() && !existsSync(join(ctx.dir, IMAGE_FILE))) console.log('warning: artifact missing after the run');
 }

@@ -9,11 +9,12 @@ import { config, ROOT } from '../lib/config.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { createContainer, exportContainer, imageExists, dockerImageId, removeContainer } from '../lib/docker.ts';
 import { MetalError, PreconditionError } from '../lib/errors.ts';
-import { imageId, imageTag, type ImageDef } from '../lib/image-def.ts';
+import { imageName, imageTag, type ImageDef } from '../lib/image-def.ts';
 import { md5OfFile, parseMd5File } from '../lib/md5file.ts';
 import { formatBytes, info } from '../lib/log.ts';
 import { read, run, stream, which } from '../lib/shell.ts';
-import { exportOptionsFromEnv, IMAGE_FILE, MD5_FILE, DEFAULT_LEVEL, type ExportResult } from '../steps/export.ts';
+import { exportOptionsFromEnv, DEFAULT_LEVEL, type ExportResult } from '../export/export.ts';
+import { IMAGE_FILE, MD5_FILE } from '../lib/artifacts.ts';
 import { exportChildArgv, recipeArgv, threadFlag, type Candidate } from './candidates.ts';
 import { ensureLz4Mt } from '../export/lz4-mt.ts';
 import { machineTicks, processTree, TreeSampler } from './proc.ts';
@@ -45,7 +46,7 @@ async function waitIdle(maxSeconds: number, ticksPerSecond: number): Promise<num
 export interface BenchReport {
   os: string;
   image: string;
-  imageId: string;
+  dockerImageId: string;
   date: string;
   cores: number;
   loadBefore: number[];
@@ -70,7 +71,7 @@ export function roundOrder<T>(items: readonly T[], round: number): T[] {
 
 /** Pure: the tag the benchmark pins the measured image under, e.g. metal-images/bench:debian-12. */
 export function benchTag(def: Pick<ImageDef, 'os' | 'version'>): string {
-  return `metal-images/bench:${imageId(def)}`;
+  return `metal-images/bench:${imageName(def)}`;
 }
 
 function killTree(pid: number | undefined): void {
@@ -213,7 +214,7 @@ export async function runBench(def: ImageDef, opts: BenchOptions): Promise<Bench
   const report: BenchReport = {
     os: def.os,
     image: source,
-    imageId: id,
+    dockerImageId: id,
     date: new Date().toISOString(),
     cores,
     loadBefore,

@@ -8,11 +8,12 @@
 import type { Args } from '../cli.ts';
 import { config } from '../lib/config.ts';
 import { MetalError, UsageError } from '../lib/errors.ts';
-import { listOsFolders, loadImageDef, imageId, type ImageDef } from '../lib/image-def.ts';
+import { listOsFolders, loadImageDef, imageName, type ImageDef } from '../lib/image-def.ts';
 import { bold, formatBytes, table } from '../lib/log.ts';
 import { planBase } from '../steps/base.ts';
 import { requireDaemon } from '../lib/docker.ts';
 import { buildPipeline } from '../pipeline.ts';
+import { readRecord } from '../lib/build-record.ts';
 
 export type Availability = { available: true; how: string } | { available: false; reason: string; hint: string };
 
@@ -54,7 +55,7 @@ export interface Outcome {
 export function outcomeTable(outcomes: readonly Outcome[]): string {
   return table([
     ['image', 'status', 'seconds', 'detail'],
-    ...outcomes.map((o) => [imageId(o.def), o.status, o.status === 'built' || o.status === 'failed' ? o.seconds.toFixed(1) : '-', o.detail]),
+    ...outcomes.map((o) => [imageName(o.def), o.status, o.status === 'built' || o.status === 'failed' ? o.seconds.toFixed(1) : '-', o.detail]),
   ]);
 }
 
@@ -87,7 +88,7 @@ export async function main(args: Args): Promise<void> {
       ['image', 'available', 'why'],
       ...order.map((d) => {
         const a = avail.get(d.os)!;
-        return [imageId(d), a.available ? 'yes' : 'no', a.available ? a.how : a.reason];
+        return [imageName(d), a.available ? 'yes' : 'no', a.available ? a.how : a.reason];
       }),
     ]),
   );
@@ -107,16 +108,17 @@ export async function main(args: Args): Promise<void> {
       continue;
     }
     console.log('');
-    console.log(bold(`==== ${imageId(def)} ====`));
+    console.log(bold(`==== ${imageName(def)} ====`));
     const t0 = performance.now();
     try {
       const r = await buildPipeline(def.os);
-      outcomes.push({ def, status: 'built', seconds: (performance.now() - t0) / 1000, detail: `img.tar.lz4 ${formatBytes(r.export.lz4Bytes)} (tar ${formatBytes(r.export.tarBytes)})` });
+      const e = readRecord(r.ctx.dir)?.export;
+      outcomes.push({ def, status: 'built', seconds: (performance.now() - t0) / 1000, detail: e ? `img.tar.lz4 ${formatBytes(e.lz4_bytes)} (tar ${formatBytes(e.tar_bytes)})` : 'not exported' });
     } catch (e) {
       if (e instanceof MetalError && e.kind === 'interrupted') throw e;
       failed.add(def.os);
       const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
-      console.error(`error: ${imageId(def)}: ${msg}`);
+      console.error(`error: ${imageName(def)}: ${msg}`);
       outcomes.push({ def, status: 'failed', seconds: (performance.now() - t0) / 1000, detail: msg });
     }
   }
@@ -126,8 +128,8 @@ export async function main(args: Args): Promise<void> {
   console.log(outcomeTable(outcomes));
   const bad = outcomes.filter((o) => o.status === 'failed');
   if (bad.length > 0) {
-    throw new MetalError('tool', `${bad.length} of ${outcomes.filter((o) => o.status !== 'unavailable').length} buildable images failed: ${bad.map((o) => imageId(o.def)).join(', ')}`, `see the errors above; rebuild one with make ${bad[0]!.def.os}`);
+    throw new MetalError('tool', `${bad.length} of ${outcomes.filter((o) => o.status !== 'unavailable').length} buildable images failed: ${bad.map((o) => imageName(o.def)).join(', ')}`, `see the errors above; rebuild one with make ${bad[0]!.def.os}`);
   }
-  const unavailable = outcomes.filter((o) => o.status === 'unavailable').map((o) => imageId(o.def));
+  const unavailable = outcomes.filter((o) => o.status === 'unavailable').map((o) => imageName(o.def));
   console.log(bold(`built ${outcomes.filter((o) => o.status === 'built').length} image(s)${unavailable.length ? `; not buildable here: ${unavailable.join(', ')}` : ''}`));
 }

@@ -13,7 +13,7 @@ import { requireDaemon } from '../lib/docker.ts';
 import { UsageError } from '../lib/errors.ts';
 import { loadImageDef } from '../lib/image-def.ts';
 import { bold, info, table } from '../lib/log.ts';
-import { exportImage, exportOptionsFromEnv } from '../steps/export.ts';
+import { exportImage, exportOptionsFromEnv } from '../export/export.ts';
 import { parseCandidates, parseRuns } from '../bench/candidates.ts';
 import { goalLines, summaryRows } from '../bench/report.ts';
 import { benchJsonPath, runBench } from '../bench/run.ts';
@@ -49,7 +49,7 @@ export async function main(args: Args): Promise<void> {
 
   const tarMb = (r.tarBytes / 1e6).toFixed(1);
   console.log('');
-  console.log(bold(`export benchmark: ${r.image} (${r.imageId.slice(7, 19)}), tar ${tarMb} MB, ${r.cores} cores, median of ${r.runs} runs`));
+  console.log(bold(`export benchmark: ${r.image} (${r.dockerImageId.slice(7, 19)}), tar ${tarMb} MB, ${r.cores} cores, median of ${r.runs} runs`));
   console.log(`lz4: distro ${r.lz4.distro}; multithreaded ${r.lz4.mt ?? '(not run)'}; project export: level ${r.export.level}, ${r.export.workers} workers`);
   console.log(`load average (1/5/15 min) before the timed runs ${r.loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${r.loadAfter.map((l) => l.toFixed(2)).join(' ')}`);
   console.log('');

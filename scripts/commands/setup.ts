@@ -1,5 +1,5 @@
 import type { Args } from '../cli.ts';
-import { ensureSetup } from '../steps/setup.ts';
+import { ensureSetup } from '../lib/setup.ts';
 
 export async function main(args: Args): Promise<void> {
   await ensureSetup({ quiet: Boolean(args.flags['quiet']) });

@@ -1,13 +1,12 @@
-// `make vmtest OS=<os> [BASE=<variant>]`: boot the last export of an image in QEMU and check it
-// with goss. Flags: --spec=<file> runs another spec instead of <os>/goss.yaml; --ssh-timeout=<s>
+// `make vmtest OS=<os> [VARIANT=<v>]`: boot the last export of an image in QEMU and check it
+// with goss (the pipeline's VM-test step: the verdict goes into build.json). Flags: --spec=<file> runs another spec instead of <os>/goss.yaml; --ssh-timeout=<s>
 // bounds the wait for the first ssh login; --retry-timeout=<dur> (default 150s, 0s = one attempt).
 import { resolve } from 'node:path';
 import type { Args } from '../cli.ts';
 import { UsageError } from '../lib/errors.ts';
-import { loadImageDef } from '../lib/image-def.ts';
 import { DEFAULT_RETRY, parseDurationSec } from '../vm/goss.ts';
-import { runVmTest } from '../vm/check.ts';
-import { artifactDir } from '../pipeline.ts';
+import { resolveDefinition } from '../steps/resolve.ts';
+import { vmtest } from '../steps/vmtest.ts';
 
 function stringFlag(args: Args, name: string): string | undefined {
   const v = args.flags[name];
@@ -18,7 +17,7 @@ function stringFlag(args: Args, name: string): string | undefined {
 export async function main(args: Args): Promise<void> {
   const os = args.positional[0];
   if (!os) throw new UsageError('vmtest needs an OS', 'run make vmtest OS=debian');
-  const def = loadImageDef(os, stringFlag(args, 'variant') ?? '');
+  const ctx = resolveDefinition(os, stringFlag(args, 'variant') ?? '');
   const spec = stringFlag(args, 'spec');
   const sshTimeout = stringFlag(args, 'ssh-timeout');
   let sshTimeoutSec: number | undefined;
@@ -32,7 +31,7 @@ export async function main(args: Args): Promise<void> {
   } catch {
     throw new UsageError(`--retry-timeout=${retryTimeout} is not a duration like 150s or 2m`, 'e.g. --retry-timeout=150s (0s: a single attempt)');
   }
-  await runVmTest(def, artifactDir(def), {
+  await vmtest(ctx, {
     spec: spec === undefined ? undefined : resolve(process.cwd(), spec),
     sshTimeoutSec,
     retry: { retryTimeout, sleep: DEFAULT_RETRY.sleep },

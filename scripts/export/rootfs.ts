@@ -37,12 +37,15 @@ export function overlayMountOptions(layers: readonly string[]): string | null {
  * Pure: GNU tar writing the tree at `dir` as docker export writes a container: top-level names
  * without "./", sorted in byte order, numeric owners (docker's names come from the image, the
  * host's would be wrong), mtimes in whole seconds (no PAX time records), file capabilities.
+ * Mtimes later than `mtimeEpoch` (the commit date) become it, so what the build and docker's
+ * per-container init layer created does not change the bytes: the same image, the same tar.
  */
-export function rootfsTarArgv(dir: string, topLevel: readonly string[], exclude: readonly string[]): string[] {
+export function rootfsTarArgv(dir: string, topLevel: readonly string[], exclude: readonly string[], mtimeEpoch: number): string[] {
   return [
     'tar', '--create', '--file=-', `--directory=${dir}`,
     '--format=pax', '--pax-option=delete=atime,delete=ctime,delete=mtime',
     '--numeric-owner', '--xattrs', '--xattrs-include=security.capability',
+    `--mtime=@${Math.floor(mtimeEpoch)}`, '--clamp-mtime',
     '--sort=name', '--warning=no-file-ignored',
     '--anchored', '--no-wildcards', ...exclude.map((e) => `--exclude=${e}`),
     '--', ...topLevel,
@@ -106,6 +109,8 @@ async function sweepStaleMounts(exportDir: string): Promise<void> {
 
 export interface MountedRootfs {
   dir: string;
+  /** Docker's init layer of the container (its empty /etc/hostname, hosts, resolv.conf). */
+  initLayer: string;
   /** Top-level names, byte order. */
   topLevel: string[];
   unmount(): Promise<void>;
@@ -117,6 +122,8 @@ export async function mountContainer(id: string): Promise<MountedRootfs | string
   const driver = JSON.parse(await read(['docker', 'container', 'inspect', '--format', '{{json .GraphDriver}}', id])) as { Name?: string; Data?: Record<string, string> };
   const layers = overlayLayers(driver);
   if (!layers) return `docker's storage driver is ${driver.Name ?? 'unknown'}, not overlay2`;
+  const initLayer = layers.find((l) => /-init\/diff$/.test(l));
+  if (!initLayer || !existsSync(join(initLayer, 'etc', 'hostname'))) return 'the container has no docker init layer with /etc/hostname to export';
   const opts = overlayMountOptions(layers);
   if (!opts) return `the image has too many layers (${layers.length}) for one overlay mount`;
   const exportDir = join(config().stateDir, 'export');
@@ -129,5 +136,5 @@ export async function mountContainer(id: string): Promise<MountedRootfs | string
     return `mount -t overlay failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`;
   }
   const drop = onCleanup(`unmount ${dir}`, () => unmountDir(dir));
-  return { dir, topLevel: byteOrder(readdirSync(dir)), unmount: drop };
+  return { dir, initLayer, topLevel: byteOrder(readdirSync(dir)), unmount: drop };
 }

@@ -2,12 +2,28 @@
 // from the process before it (handed over as its stdin, never copied through node). lz4's own
 // threads compress independent 4 MiB blocks and write them in order, with the xxh32 content
 // checksum computed in C. The frame is byte-for-byte the one a single-threaded `lz4 -<level>`
-// writes (and so the one compressParallel assembles from N distro lz4 processes).
+// writes: one standard frame, which the metal-hammer's pierrec/lz4 reader decodes
+// (tests/integration/lz4compat.test.ts).
 import type { Readable } from 'node:stream';
 import { MetalError } from '../lib/errors.ts';
 import { stream } from '../lib/shell.ts';
-import { BLOCK_SIZE } from './lz4frame.ts';
-import type { CompressOptions, CompressResult } from './parallel-lz4.ts';
+
+/** lz4 -B7: independent 4 MiB blocks. */
+export const BLOCK_SIZE = 4 * 1024 * 1024;
+
+export interface CompressOptions {
+  level: number;
+  contentChecksum: boolean;
+  /** Every piece of the frame, in order; awaited (backpressure). */
+  write: (buf: Buffer) => Promise<void> | void;
+  onProgress?: (tarBytes: number) => void;
+}
+
+export interface CompressResult {
+  inBytes: number;
+  outBytes: number;
+  blocks: number;
+}
 
 const HINT = 'the lz4 >= 1.10 build may be broken: rm .state/bin/lz4-1.10* and run make setup';
 
@@ -30,7 +46,7 @@ export function lz4Totals(stderrTail: string): { inBytes: number; outBytes: numb
   return m ? { inBytes: Number(m[1]), outBytes: Number(m[2]) } : null;
 }
 
-export async function compressThreaded(input: Readable, opts: Omit<CompressOptions, 'workers'> & { threads: number; bin: string }): Promise<CompressResult> {
+export async function compressThreaded(input: Readable, opts: CompressOptions & { threads: number; bin: string }): Promise<CompressResult> {
   const argv = threadedLz4Argv(opts.bin, opts.level, Math.max(1, opts.threads), opts.contentChecksum);
   const proc = stream(argv, { stdin: input, hint: HINT });
   let stderr = '';

@@ -105,11 +105,24 @@ const DOWNSTREAM: Record<Part, Part[]> = {
   provision: [],
 };
 
+/**
+ * Pure: what makes a part the same thing again: the same definition, the same docker image, the
+ * same bytes. Rewriting a part with the same identity keeps what was found out about it later
+ * (the export is reproducible: re-exporting an image gives the same md5, whose verdicts still hold).
+ */
+function identity(part: Part, value: unknown): string {
+  const v = value as Record<string, unknown> | undefined;
+  if (!v) return '';
+  if (part === 'build') return String(v.docker_image_id);
+  if (part === 'export') return String(v.md5);
+  return JSON.stringify(v);
+}
+
 /** Pure: the record with one part (re)written and whatever it makes stale dropped. */
 export function withPart<P extends Part>(rec: BuildRecord, part: P, value: NonNullable<BuildRecord[P]>, now = new Date()): BuildRecord {
+  if (part === 'definition' && JSON.stringify(rec.definition) === JSON.stringify(value) && rec.written.definition) return rec;
   const out: BuildRecord = { ...rec, written: { ...rec.written } };
-  // a new definition of the same image keeps nothing; the same definition keeps the rest
-  const same = part === 'definition' && JSON.stringify(rec.definition) === JSON.stringify(value);
+  const same = identity(part, rec[part]) === identity(part, value);
   if (!same) {
     for (const d of DOWNSTREAM[part]) {
       delete out[d];
@@ -151,12 +164,15 @@ export function writeRecord(dir: string, rec: BuildRecord): void {
   renameSync(tmp, p);
 }
 
-/** Read, rewrite one part, write back. A record of another image (or none) starts fresh from `definition`. */
-export function updateRecord<P extends Part>(dir: string, definition: DefinitionPart, part: P, value: NonNullable<BuildRecord[P]>): BuildRecord {
+/**
+ * Read the record in `dir`, rewrite one part, write it to `writeDir` (default: back). A record of
+ * another image (or none) starts fresh from `definition`.
+ */
+export function updateRecord<P extends Part>(dir: string, definition: DefinitionPart, part: P, value: NonNullable<BuildRecord[P]>, writeDir = dir): BuildRecord {
   const old = readRecord(dir);
   const base = old && old.definition.os === definition.os && old.definition.version === definition.version ? old : emptyRecord(definition);
   const rec = withPart(part === 'definition' ? base : withPart(base, 'definition', definition), part, value);
-  writeRecord(dir, rec);
+  writeRecord(writeDir, rec);
   return rec;
 }
 

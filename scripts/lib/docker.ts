@@ -4,9 +4,19 @@ import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from './errors.ts';
 import { processAlive, run, read, stream, spawnDetached, which, type Streaming } from './shell.ts';
+import { provablyAbandoned, self, type Owner } from './ownership.ts';
 
-/** Label on every container this project creates: the pid of the process that created it. */
-export const OWNER_LABEL = 'io.metal-images.owner-pid';
+/**
+ * Labels on every container this project creates: who created it (scripts/lib/ownership.ts). A
+ * sweep removes only containers that are provably its own and whose creator is dead.
+ */
+export const OWNER_LABELS = {
+  pid: 'io.metal-images.owner-pid',
+  host: 'io.metal-images.owner-host',
+  pidns: 'io.metal-images.owner-pidns',
+  checkout: 'io.metal-images.owner-checkout',
+} as const;
+export const OWNER_LABEL = OWNER_LABELS.pid;
 
 export const DOCKER_ENV = { DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' };
 
@@ -96,25 +106,46 @@ export async function build(spec: BuildSpec): Promise<void> {
   await run(buildArgv(spec), { inherit: true, write: true, env: DOCKER_ENV, hint: `fix ${spec.dockerfile} (the build output above names the failing step)` });
 }
 
+/** Pure: the --label arguments naming the owner. */
+export function ownerLabelArgs(o: Owner): string[] {
+  return [
+    '--label', `${OWNER_LABELS.pid}=${o.pid}`,
+    '--label', `${OWNER_LABELS.host}=${o.host}`,
+    '--label', `${OWNER_LABELS.pidns}=${o.pidns}`,
+    '--label', `${OWNER_LABELS.checkout}=${o.checkout}`,
+  ];
+}
+
 /** docker create; returns the container id. The caller owns removal (see onCleanup). */
 export async function createContainer(ref: string): Promise<string> {
-  // The label lets anyone find what a given run created (and prove it removed it).
-  return read(['docker', 'create', '--network', 'host', '--label', `${OWNER_LABEL}=${process.pid}`, ref, '/bin/true']);
+  // The labels let anyone find what a given run created (and prove it removed it).
+  return read(['docker', 'create', '--network', 'host', ...ownerLabelArgs(self()), ref, '/bin/true']);
 }
 
-/** Pure: from `docker ps -a --format '{{.ID}} {{.Label "<owner>"}}'` lines, the containers whose creator is gone. */
-export function orphanContainers(psOutput: string, alive: (pid: number) => boolean): string[] {
+export async function containerExists(id: string): Promise<boolean> {
+  return (await run(['docker', 'container', 'inspect', '--format', '{{.Id}}', id], { nothrow: true })).code === 0;
+}
+
+/** The `docker ps --format` that orphanContainers reads: id, then the owner labels, tab-separated. */
+export const OWNER_PS_FORMAT = ['{{.ID}}', ...Object.values(OWNER_LABELS).map((l) => `{{.Label "${l}"}}`)].join('\t');
+
+/**
+ * Pure: from `docker ps -a --format OWNER_PS_FORMAT` lines, the containers that are provably this
+ * checkout's and whose creator is dead. A container of another checkout, another host or another
+ * PID namespace (whose pid this process cannot judge) is never among them.
+ */
+export function orphanContainers(psOutput: string, me: Owner, alive: (pid: number) => boolean): string[] {
   return psOutput
     .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter(([id, pid]) => id && pid && /^\d+$/.test(pid) && !alive(Number(pid)))
-    .map(([id]) => id!);
+    .map((l) => l.split('\t'))
+    .filter(([id, pid, host, pidns, checkout]) => id?.trim() && provablyAbandoned({ pid: Number(pid), host, pidns, checkout }, me, alive))
+    .map(([id]) => id!.trim());
 }
 
-/** Remove containers this project created in a run that was killed (SIGKILL skips the cleanup). */
+/** Remove containers this checkout created in a run that was killed (SIGKILL skips the cleanup). */
 export async function removeOrphanContainers(): Promise<void> {
-  const out = await read(['docker', 'ps', '--all', '--filter', `label=${OWNER_LABEL}`, '--format', `{{.ID}} {{.Label "${OWNER_LABEL}"}}`]);
-  for (const id of orphanContainers(out, processAlive)) await removeContainer(id);
+  const out = await read(['docker', 'ps', '--all', '--filter', `label=${OWNER_LABEL}`, '--format', OWNER_PS_FORMAT]);
+  for (const id of orphanContainers(out, self(), processAlive)) await removeContainer(id);
 }
 
 export async function removeContainer(id: string): Promise<void> {

@@ -466,7 +466,7 @@ export function kernelTag(def: Pick<ImageDef, 'os' | 'version'>): string {
   return `${imageTag(def)}-kernel`;
 }
 
-/** Image id as the metal-api sees it without the patch, e.g. debian-12 or firewall-3.0-ubuntu. */
-export function imageId(def: Pick<ImageDef, 'os' | 'version'>): string {
+/** The image as people and the metal-api name it without the patch, e.g. debian-12 or firewall-3.0-ubuntu (the image id is that plus .<patch>: scripts/release/plan.ts imageId). */
+export function imageName(def: Pick<ImageDef, 'os' | 'version'>): string {
   return `${def.os}-${def.version}`;
 }

@@ -37,9 +37,8 @@ export class Steps {
     try {
       const r = await fn();
       const seconds = (performance.now() - t0) / 1000;
-      // A step may return { note } (e.g. the goss summary) for the summary table.
-      const maybe = r as unknown as { note?: unknown } | null;
-      const note = typeof maybe === 'object' && maybe !== null && typeof maybe.note === 'string' ? maybe.note : undefined;
+      // A step returns its note (a string) for the summary table.
+      const note = typeof r === 'string' && r !== '' ? r : undefined;
       this.timings.push({ name, seconds, status: 'ok', ...(note ? { note } : {}) });
       console.log(chalk.cyan(`<== ${name} ${seconds.toFixed(1)}s`));
       return r;

@@ -6,32 +6,15 @@ import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { MetalError, PreconditionError, ToolError } from '../lib/errors.ts';
-import { imageId, type ImageDef } from '../lib/image-def.ts';
+import { IMAGE_FILE } from '../lib/artifacts.ts';
+import { PreconditionError, ToolError } from '../lib/errors.ts';
+import { imageName, type ImageDef } from '../lib/image-def.ts';
 import { formatBytes } from '../lib/log.ts';
 import { stream, which } from '../lib/shell.ts';
 import { checkMd5File, ContractChecker, RULES, type DirSize, type Finding } from './rules.ts';
 import { TarFormatError, TarReader } from './tar-stream.ts';
 
-export const ARTIFACT = 'img.tar.lz4';
-
-/**
- * The pipeline step (after export, before the VM test) and `make lint`: lint, print the report,
- * and fail with a tool error (exit 1) when there is any error finding.
- */
-export async function runLint(def: ImageDef, dir: string, opts: { all?: boolean } = {}): Promise<LintReport> {
-  const report = await lintArtifact(def, dir);
-  console.log(formatReport(report, opts));
-  if (report.errors > 0) {
-    const target = `${def.os}${def.variant ? ` BASE=${def.variant}` : ''}`;
-    throw new MetalError(
-      'tool',
-      `lint found ${report.errors} error${report.errors === 1 ? '' : 's'} in ${report.file}: the metal-hammer would fail to install it`,
-      `fix the image in ${def.os}/ (Dockerfile, context/, image.yaml contract) and run make ${target}`,
-    );
-  }
-  return report;
-}
+const ARTIFACT = IMAGE_FILE;
 
 export interface LintReport {
   /** Image id, e.g. debian-12. */
@@ -47,6 +30,8 @@ export interface LintReport {
   seconds: number;
   /** Largest directories, printed when the image is over its size budget. */
   topDirs: DirSize[];
+  /** md5 of the compressed bytes linted (hashed in the same read). */
+  md5: string;
 }
 
 /** Lint `<dir>/img.tar.lz4` (and its .md5) against the definition's contract. */
@@ -54,7 +39,7 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
   const t0 = performance.now();
   const file = join(dir, ARTIFACT);
   const shown = relative(process.cwd(), file) || file;
-  const rerun = `make export OS=${def.os}${def.variant ? ` BASE=${def.variant}` : ''}`;
+  const rerun = `make export OS=${def.os}${def.variant ? ` VARIANT=${def.variant}` : ''}`;
   if (!existsSync(file)) throw new PreconditionError(`no artifact to lint: ${shown} does not exist`, `run ${rerun} (or make ${def.os})`);
   if (!(await which('lz4'))) throw new PreconditionError('lz4 is not installed (the lint decompresses with it)', 'run make setup');
 
@@ -112,9 +97,10 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
   const md5Path = `${file}.md5`;
   const md5Text = existsSync(md5Path) ? readFileSync(md5Path, 'utf8') : null;
   const entryFindings = checker.finish(tarBytes, broken === null);
-  const findings = [...(broken ? [broken] : []), ...checkMd5File(md5Text, hash.digest('hex'), ARTIFACT), ...entryFindings];
+  const md5 = hash.digest('hex');
+  const findings = [...(broken ? [broken] : []), ...checkMd5File(md5Text, md5, ARTIFACT), ...entryFindings];
   return {
-    image: imageId(def),
+    image: imageName(def),
     file: shown,
     findings,
     errors: findings.filter((f) => f.severity === 'error').length,
@@ -124,6 +110,7 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
     entries: checker.entries,
     seconds: (performance.now() - t0) / 1000,
     topDirs: checker.topDirs,
+    md5,
   };
 }
 

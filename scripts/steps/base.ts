@@ -1,16 +1,30 @@
-// Ensure the base image a Dockerfile builds FROM exists locally. Order: already local → pull →
+// Step "base image": the image the body builds FROM. For an image built on another OS folder
+// (base.from), that folder's body (and its kernel stage), built here. Otherwise ensure it exists
+// locally. Order: already local → pull →
 // bootstrap from the distribution archive with mmdebstrap and `docker import` → fail with a
 // message that says what is missing and what would fix it.
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '../lib/errors.ts';
-import { run, stream, formatCommand } from '../lib/shell.ts';
+import { isDryRun, run, stream, formatCommand } from '../lib/shell.ts';
 import { imageExists, imageLabels, tryPull, importArgv } from '../lib/docker.ts';
 import { onCleanup } from '../lib/cleanup.ts';
-import type { Bootstrap, ImageDef } from '../lib/image-def.ts';
+import { loadImageDef, type Bootstrap, type ImageDef } from '../lib/image-def.ts';
+import type { BuildContext } from '../lib/build-context.ts';
+import { config } from '../lib/config.ts';
+import { buildBody } from './build.ts';
 import { info } from '../lib/log.ts';
 
 export const LABEL_PREFIX = 'io.metal-images.bootstrap';
+/**
+ * Version of the bootstrap recipe, recorded as a label. A base bootstrapped by an older recipe is
+ * bootstrapped again: recipe 1 left the build host's /etc/hostname, /etc/hosts and
+ * /etc/resolv.conf in the base layer, where only docker's init layer hid them.
+ */
+export const BOOTSTRAP_RECIPE = '2';
+
+/** The files mmdebstrap copies from the build host for the chroot's own use; emptied in the base. */
+export const HOST_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf'];
 
 /** Pure: the mirror to bootstrap from. Image data wins, then DEBIAN_MIRROR, then the host's apt sources. */
 export function chooseMirror(b: Bootstrap, envMirror: string | undefined, aptSources: string): string {
@@ -51,6 +65,8 @@ export function bootstrapArgv(b: Bootstrap, mirror: string): string[] {
   // Same clean-ups docker's official images do: no apt caches or lists in the base.
   argv.push('--aptopt=Acquire::Languages "none"', '--dpkgopt=path-exclude=/usr/share/doc/*', '--dpkgopt=path-include=/usr/share/doc/*/copyright');
   argv.push('--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin');
+  // the build host's identity and resolver must not become a layer of every image
+  argv.push(`--customize-hook=for f in ${HOST_FILES.join(' ')}; do rm -f "$1/$f"; : > "$1/$f"; done`);
   argv.push(b.suite, '-', ...bootstrapSources(b, mirror));
   return argv;
 }
@@ -82,13 +98,18 @@ export type BasePlan =
 /** Local → pull → bootstrappable (keyring present, archive answering) → unavailable, with why. */
 export async function planBase(def: ImageDef, envMirror?: string): Promise<BasePlan> {
   const ref = def.base.image;
+  let stale = false;
   if (await imageExists(ref)) {
     const labels = await imageLabels(ref);
     const suite = labels[`${LABEL_PREFIX}.suite`];
-    const note = suite ? `bootstrapped ${labels[`${LABEL_PREFIX}.date`]} from ${suite} (${labels[`${LABEL_PREFIX}.mirror`]})` : 'present locally';
-    return { kind: 'local', ref, note };
+    stale = Boolean(suite) && labels[`${LABEL_PREFIX}.recipe`] !== BOOTSTRAP_RECIPE && def.base.bootstrap !== null;
+    if (!stale) {
+      const note = suite ? `bootstrapped ${labels[`${LABEL_PREFIX}.date`]} from ${suite} (${labels[`${LABEL_PREFIX}.mirror`]})` : 'present locally';
+      return { kind: 'local', ref, note };
+    }
+    info(`base ${ref} was bootstrapped by an older recipe (it holds the build host's ${HOST_FILES.map((f) => `/${f}`).join(', ')}): bootstrapping it again`);
   }
-  const pullError = await tryPull(ref);
+  const pullError = stale ? 'replaced by a new bootstrap' : await tryPull(ref);
   if (pullError === null) return { kind: 'pulled', ref, note: 'pulled from a registry' };
   const b = def.base.bootstrap;
   if (!b) {
@@ -120,6 +141,21 @@ export async function planBase(def: ImageDef, envMirror?: string): Promise<BaseP
   return { kind: 'bootstrap', ref, bootstrap: b, mirror };
 }
 
+/** The step: the base of `ctx`'s body, ready. Returns its note. */
+export async function baseImage(ctx: BuildContext): Promise<string> {
+  return (await ensureBaseOf(ctx.def)).note;
+}
+
+async function ensureBaseOf(def: ImageDef): Promise<BaseResult> {
+  if (def.base.from) {
+    const dep = loadImageDef(def.base.from);
+    await ensureBaseOf(dep);
+    const tag = await buildBody(dep);
+    return { ref: tag, how: 'built', note: `built ${tag} from ${dep.os}/` };
+  }
+  return ensureBase(def, config().env.DEBIAN_MIRROR);
+}
+
 export async function ensureBase(def: ImageDef, envMirror?: string): Promise<BaseResult> {
   const plan = await planBase(def, envMirror);
   switch (plan.kind) {
@@ -131,6 +167,7 @@ export async function ensureBase(def: ImageDef, envMirror?: string): Promise<Bas
     case 'unavailable':
       throw new PreconditionError(plan.message, plan.hint);
     case 'bootstrap':
+      if (isDryRun()) return { ref: plan.ref, how: 'bootstrapped', note: `DRY_RUN=1: would bootstrap ${plan.ref} from ${plan.bootstrap.suite} (${plan.mirror})` };
       await bootstrap(plan.ref, plan.bootstrap, plan.mirror);
       return { ref: plan.ref, how: 'bootstrapped', note: `bootstrapped from ${plan.bootstrap.suite} (${plan.mirror})` };
   }
@@ -147,6 +184,7 @@ async function bootstrap(ref: string, b: Bootstrap, mirror: string): Promise<voi
     `LABEL ${LABEL_PREFIX}.date=${date}`,
     `LABEL ${LABEL_PREFIX}.mirror=${mirror}`,
     `LABEL ${LABEL_PREFIX}.variant=${b.variant}`,
+    `LABEL ${LABEL_PREFIX}.recipe=${BOOTSTRAP_RECIPE}`,
   ];
   const mm = bootstrapArgv(b, mirror);
   info(`bootstrapping ${ref}: ${formatCommand(mm)} | docker import`);

@@ -1,4 +1,4 @@
-// The build step: the image's body, then the finalize stage every image passes through.
+// Step "build": the image's body, then the finalize stage every image passes through.
 //
 //   body      <dockerfile> (the OS folder's own, or its last layer's) over the staged context:
 //             the layers' context/ dirs, then the OS folder's context/ (later wins), then a
@@ -9,25 +9,19 @@
 //             installer's contract checks, the clean-up, the installer with its permission
 //             record, and build.yaml, whose commit values are the last layer.
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { PreconditionError } from '../lib/errors.ts';
 import { config, ROOT } from '../lib/config.ts';
 import { build as dockerBuild, dockerImageId, type BuildSpec } from '../lib/docker.ts';
-import { read } from '../lib/shell.ts';
+import { isDryRun, read } from '../lib/shell.ts';
+import { record, type BuildContext, type BuildMeta } from '../lib/build-context.ts';
 import { bodyTag, imageTag, kernelTag, FINALIZE_DIR, loadImageDef, type ImageDef } from '../lib/image-def.ts';
 
 export const INSTALLER_DIR = join(ROOT, 'scripts', 'installer');
 export const IMAGE_LIB_DIR = join(ROOT, 'scripts', 'image-lib');
 /** Dirs every body context has, even when no layer or folder fills them (the Dockerfiles COPY them). */
 export const ALWAYS_STAGED_DIRS = ['tools', 'configure.d'];
-
-export interface BuildMeta {
-  /** The commit's date (UTC); the clock only outside a git checkout. */
-  date: string;
-  commit: string;
-  version: string;
-}
 
 export async function buildMeta(): Promise<BuildMeta> {
   const git = async (argv: string[]): Promise<string> => read(['git', '-C', ROOT, ...argv], { nothrow: true });
@@ -225,14 +219,27 @@ export function finalizeSpec(def: ImageDef, context: string, meta: BuildMeta): B
 }
 
 /** The whole build step: body, then finalize. */
-export async function buildImage(def: ImageDef, meta: BuildMeta): Promise<BuiltImage> {
+export async function buildImage(def: ImageDef, meta: BuildMeta, o: { dryRun?: boolean } = {}): Promise<BuiltImage> {
   const body = await buildBody(def);
   const spec = finalizeSpec(def, stageFinalizeContext(def), meta);
   await dockerBuild(spec);
+  if (o.dryRun) return { tag: spec.tag, body, dockerImageId: '', bodyImageId: '' };
   return { tag: spec.tag, body, dockerImageId: await dockerImageId(spec.tag), bodyImageId: await dockerImageId(body) };
 }
 
-/** For messages: a context-relative path's origin, e.g. "layers/apt/context/rootfs/etc/sudoers". */
-export function origin(abs: string): string {
-  return relative(ROOT, abs);
+/** The step: build body and finalize, record it. Returns its note. */
+export async function build(ctx: BuildContext): Promise<string> {
+  const t0 = performance.now();
+  ctx.meta ??= await buildMeta();
+  if (isDryRun()) {
+    await buildImage(ctx.def, ctx.meta, { dryRun: true });
+    return 'DRY_RUN=1: the docker builds above were printed, not run';
+  }
+  const b = await buildImage(ctx.def, ctx.meta);
+  ctx.tag = b.tag;
+  record(ctx, 'build', {
+    tag: b.tag, body: b.body, docker_image_id: b.dockerImageId, body_image_id: b.bodyImageId,
+    commit: ctx.meta.commit, date: ctx.meta.date, version: ctx.meta.version, seconds: (performance.now() - t0) / 1000,
+  });
+  return `${b.tag} ${b.dockerImageId.slice(7, 19)} on ${b.body}`;
 }

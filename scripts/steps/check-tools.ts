@@ -1,4 +1,4 @@
-// Check before side effects (STYLE.md §5): every tool and input the build needs, before anything
+// Step "check tools". Check before side effects (STYLE.md §6): every tool and input the build needs, before anything
 // is built or written.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -6,11 +6,12 @@ import { PreconditionError } from '../lib/errors.ts';
 import { requireDaemon } from '../lib/docker.ts';
 import { config } from '../lib/config.ts';
 import { requireTools } from '../lib/tools.ts';
-import type { ImageDef } from '../lib/image-def.ts';
+import type { BuildContext } from '../lib/build-context.ts';
 
 const PIPELINE_TOOLS = ['docker', 'lz4', 'mmdebstrap', 'qemu-system-x86_64', 'mke2fs', 'ssh', 'ssh-keygen'];
 
-export async function checkTools(def: ImageDef): Promise<void> {
+export async function checkTools(ctx: BuildContext): Promise<string> {
+  const def = ctx.def;
   await requireTools(PIPELINE_TOOLS);
   for (const t of def.go_tools) {
     if (!existsSync(join(config().binDir, t))) throw new PreconditionError(`Go tool ${t} is not built`, 'run make setup');
@@ -23,4 +24,5 @@ export async function checkTools(def: ImageDef): Promise<void> {
   // The VM test at the end needs the folder's goss spec: say so now, not after the build.
   if (!existsSync(join(def.dir, 'goss.yaml'))) throw new PreconditionError(`${def.os}/goss.yaml does not exist (the VM test runs it)`, `create ${def.os}/goss.yaml (see debian/goss.yaml)`);
   await requireDaemon();
+  return `${PIPELINE_TOOLS.length} host tools, ${def.go_tools.length} Go tools, the docker daemon`;
 }

@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package tools pins the Go programs the pipeline builds on the host (see go.mod for versions).
-// scripts/steps/setup.ts builds each of them with `go build` into .state/bin.
+// scripts/lib/setup.ts builds each of them with `go build` into .state/bin.
 package tools
 
 import (

@@ -5,6 +5,7 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageDef } from '../lib/image-def.ts';
+import type { GossTotals } from '../lib/build-record.ts';
 import { info } from '../lib/log.ts';
 import { isDryRun } from '../lib/shell.ts';
 import { DEFAULT_RETRY, formatSummary, type RetryOptions } from './goss.ts';
@@ -19,12 +20,14 @@ export interface VmTestOptions {
   retry?: RetryOptions;
   /** Runs in the booted VM before goss (e.g. the installer with a fixture). */
   beforeGoss?: (vm: Vm) => Promise<void>;
-  /** Runs in the same VM after the image's spec passed (e.g. more specs), before it is stopped. */
-  afterGoss?: (vm: Vm, result: VmTestResult) => Promise<void>;
+  /** Runs in the same VM after the image's spec passed (e.g. more specs), before it is stopped; the results it returns are reported beside the spec's. */
+  afterGoss?: (vm: Vm, result: VmTestResult) => Promise<VmTestResult[] | void>;
 }
 
 export interface VmTestResult {
   label: string;
+  /** The spec, relative to the repository. */
+  spec: string;
   passed: number;
   failed: number;
   skipped: number;
@@ -36,6 +39,8 @@ export interface VmTestResult {
   /** One line for a summary table, e.g. "57/57 goss checks passed, boot 98s, goss 21s, tcg". */
   note: string;
   summary: string;
+  /** The totals of further specs run in the same boot (afterGoss). */
+  more: GossTotals[];
 }
 
 
@@ -69,6 +74,8 @@ export async function checkWithGoss(vm: Vm, spec: string, resultsDir: string, o:
   }
   const result: VmTestResult = {
     label: vm.label,
+    spec: rel(spec),
+    more: [],
     passed: r.passed,
     failed: r.failed,
     skipped: r.skipped,
@@ -91,11 +98,11 @@ export async function checkWithGoss(vm: Vm, spec: string, resultsDir: string, o:
 }
 
 /** Boot the image of `dir`, let it settle, run its spec, stop it. Results land next to the artifact. */
-export async function runVmTest(def: ImageDef, dir: string, o: VmTestOptions = {}): Promise<VmTestResult | { skipped: string }> {
+export async function runVmTest(def: ImageDef, dir: string, o: VmTestOptions = {}): Promise<VmTestResult | { notRun: string }> {
   const spec = o.spec ?? defaultSpec(def);
   if (isDryRun()) {
     info(`[dry-run] would boot ${rel(join(dir, 'img.tar.lz4'))} in QEMU and run ${rel(spec)}`);
-    return { skipped: 'dry run' };
+    return { notRun: 'DRY_RUN=1: nothing booted' };
   }
   // results of an earlier run must not pass for this one's
   for (const f of [RESULT_FILES.json, RESULT_FILES.junit]) if (existsSync(join(dir, f))) rmSync(join(dir, f));
@@ -105,7 +112,8 @@ export async function runVmTest(def: ImageDef, dir: string, o: VmTestOptions = {
     info(`vm: systemd says "${settled.state}" ${settled.seconds.toFixed(1)}s after ssh answered`);
     if (o.beforeGoss) await o.beforeGoss(vm);
     const result = await checkWithGoss(vm, spec, dir, { retry: o.retry, settle: settled });
-    if (o.afterGoss) await o.afterGoss(vm, result);
+    const extra = o.afterGoss ? await o.afterGoss(vm, result) : undefined;
+    for (const x of extra ?? []) result.more.push({ spec: x.spec, passed: x.passed, failed: x.failed, skipped: x.skipped, total: x.passed + x.failed + x.skipped });
     return result;
   } catch (e) {
     printConsoleTail(vm.consoleLog);

@@ -14,7 +14,7 @@ import { onCleanup } from '../lib/cleanup.ts';
 import { config } from '../lib/config.ts';
 import { MetalError, PreconditionError, UsageError } from '../lib/errors.ts';
 import type { ImageDef } from '../lib/image-def.ts';
-import { imageId } from '../lib/image-def.ts';
+import { imageName } from '../lib/image-def.ts';
 import { dim, formatBytes, info } from '../lib/log.ts';
 import { processAlive, run, stream, type RunResult, type Streaming } from '../lib/shell.ts';
 import { requireTools } from '../lib/tools.ts';
@@ -193,7 +193,7 @@ export class VmTestError extends MetalError {
 }
 
 export async function bootVm(def: ImageDef, dir: string, opts: BootOptions = {}): Promise<Vm> {
-  const label = imageId(def);
+  const label = imageName(def);
   const specs = opts.specs ?? [];
   const setting = opts.accel ?? parseAccelSetting(config().env.METAL_ACCEL);
   await checkVmPrerequisites(def, dir, specs);

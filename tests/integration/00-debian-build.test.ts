@@ -23,7 +23,12 @@ test('make debian path: build and export succeed', async () => {
 });
 
 test('artifact set is complete and nothing partial is left', () => {
-  assert.equal(readdirSync(DIR).filter((f) => !/^(goss|console|lint)/.test(f)).sort(), ['img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']);
+  assert.equal(readdirSync(DIR).sort(), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']);
+  assert.equal(readdirSync(join(DIR, '..')).filter((f) => f.startsWith('.')), [], 'no in-flight sets beside it');
+  const rec = JSON.parse(readFileSync(join(DIR, 'build.json'), 'utf8'));
+  assert.is(rec.export.md5, readFileSync(join(DIR, 'img.tar.lz4.md5'), 'utf8').slice(0, 32), 'the record names the md5 of the bytes it exported');
+  assert.is(rec.lint.verdict, 'pass');
+  assert.is(rec.vmtest.verdict, 'skipped');
 });
 
 test('img.tar.lz4 is one valid LZ4 frame and the md5 file is md5sum format and matches', () => {
@@ -91,17 +96,21 @@ test('missing tool: exit 3 naming the tool and the package', async () => {
 /** Containers a given CLI process created (every container the project makes carries its pid). */
 const containersOf = (pid: number): string => sh(`docker ps -aq --filter label=${OWNER_LABEL}=${pid}`).trim();
 
-test('interrupted export (Ctrl-C): exit 130, no partial files, no md5, no leftover container', async () => {
+/** The export's in-flight set beside images/debian/12 has begun its img.tar.lz4. */
+const exporting = (parent: string): boolean => existsSync(parent) && readdirSync(parent).some((d) => d.startsWith('.12.partial-') && existsSync(join(parent, d, 'img.tar.lz4')));
+
+test('interrupted export (Ctrl-C): exit 130, no set that looks complete, nothing in flight, no leftover container', async () => {
   const out = mkdtempSync(join(tmpdir(), 'export-int-'));
   try {
     const target = join(out, 'debian', '12');
     const r = await cli(['export', 'debian'], {
       env: { METAL_IMAGES_DIR: out },
-      signalAfter: { when: () => existsSync(join(target, 'img.tar.lz4.partial')), signal: 'SIGINT' },
+      signalAfter: { when: () => exporting(join(out, 'debian')), signal: 'SIGINT' },
     });
     assert.is(r.code, 130, r.stderr);
     assert.match(r.stderr, /interrupted/);
     assert.equal(existsSync(target) ? readdirSync(target) : [], []);
+    assert.equal(readdirSync(join(out, 'debian')).filter((d) => d !== '12'), [], 'the in-flight set was removed');
     assert.ok(r.pid > 0);
     assert.is(containersOf(r.pid), '', 'the export container was not removed');
   } finally {

@@ -22,13 +22,13 @@ import { createContainer, imageExists, removeContainer } from '../../scripts/lib
 import { imageTag, loadImageDef } from '../../scripts/lib/image-def.ts';
 import { md5OfFile, parseMd5File } from '../../scripts/lib/md5file.ts';
 import { read, run, stream } from '../../scripts/lib/shell.ts';
-import { compressParallel } from '../../scripts/export/parallel-lz4.ts';
 import { compressThreaded } from '../../scripts/export/threaded-lz4.ts';
 import { findLz4Mt } from '../../scripts/export/lz4-mt.ts';
 import { containerLeftovers, tarDeleteArgv } from '../../scripts/export/leftovers.ts';
 import { mountContainer, mountedLeftovers, rootfsTarArgv } from '../../scripts/export/rootfs.ts';
 import { TarReader } from '../../scripts/lint/tar-stream.ts';
-import { chooseCompressor, compressContainer, DEFAULT_LEVEL, exportImage, type ChosenCompressor } from '../../scripts/steps/export.ts';
+import { DEFAULT_LEVEL, exportImage } from '../../scripts/export/export.ts';
+import { openTarSource } from '../../scripts/export/tar-source.ts';
 
 const SRC = join(ROOT, 'tests', 'lz4compat');
 const BIN = join(config().binDir, 'lz4compat');
@@ -81,27 +81,27 @@ function fileSink(file: string): { write: (b: Buffer) => Promise<void> | void; c
   };
 }
 
-async function compressTo(file: string, input: Readable, opts: { workers: number; level: number; contentChecksum: boolean }): Promise<void> {
-  const sink = fileSink(file);
-  await compressParallel(input, { ...opts, write: sink.write });
-  await sink.close();
-}
-
-/** The default compressor: one lz4 1.10 process with threads, reading `src` through a pipe (cat). */
-async function compressThreadedTo(file: string, src: string, opts: { threads: number; level: number; contentChecksum: boolean }): Promise<void> {
+/** The export's compressor: one lz4 1.10 process with threads, reading `src` through a pipe (cat). */
+async function compressThreadedTo(file: string, src: string, opts: { threads: number; level: number; contentChecksum: boolean }): Promise<{ inBytes: number }> {
   const mt = await findLz4Mt();
   assert.ok(mt, '.state/bin/lz4-1.10 is not built: make setup builds it (make test-integration runs setup)');
   const cat = stream(['cat', src]);
   const sink = fileSink(file);
-  await compressThreaded(cat.stdout, { ...opts, bin: mt!.path, write: sink.write });
+  const r = await compressThreaded(cat.stdout, { ...opts, bin: mt!.path, write: sink.write });
   await cat.done;
   await sink.close();
+  return r;
 }
 
 /** sha256 of a file. */
 function fileSha(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
+
+/** 2500-01-01: later than every mtime, so GNU tar --clamp-mtime changes none. */
+const NO_CLAMP = 16725225600;
+/** An epoch in the past, so the clamp applies. */
+const EPOCH = 1700000000;
 
 const scratch = (): string => {
   mkdirSync(join(config().stateDir, 'tmp'), { recursive: true });
@@ -115,7 +115,7 @@ test('tests/lz4compat pins github.com/pierrec/lz4/v4 v4.1.22 (the metal-hammer\'
   assert.ok(existsSync(BIN));
 });
 
-test('both compressors write the same frame at every level and worker count; pierrec decodes it', async () => {
+test('lz4 1.10 -T writes the frame a single thread writes, at every level tried; pierrec decodes it', async () => {
   const dir = scratch();
   try {
     // a 13 MiB input: some text-like, some noise, some zeros
@@ -125,12 +125,12 @@ test('both compressors write the same frame at every level and worker count; pie
     writeFileSync(src, data);
     const want = sha256(data);
     for (const [level, workers, contentChecksum] of [[DEFAULT_LEVEL, 2, true], [6, 2, true], [9, 3, true], [1, 1, false], [12, 2, true]] as const) {
-      const what = `level ${level}, ${workers} workers, content checksum ${contentChecksum}`;
-      const blocks = join(dir, `l${level}w${workers}.blocks.lz4`);
-      const threads = join(dir, `l${level}w${workers}.threads.lz4`);
-      await compressTo(blocks, Readable.from([data]), { level, workers, contentChecksum });
+      const what = `level ${level}, ${workers} threads, content checksum ${contentChecksum}`;
+      const one = join(dir, `l${level}t1.lz4`);
+      const threads = join(dir, `l${level}t${workers}.lz4`);
+      await compressThreadedTo(one, src, { level, threads: 1, contentChecksum });
       await compressThreadedTo(threads, src, { level, threads: workers, contentChecksum });
-      assert.is(fileSha(threads), fileSha(blocks), `${what}: lz4 1.10 -T and the block-parallel frames differ`);
+      assert.is(fileSha(threads), fileSha(one), `${what}: the frame depends on the thread count`);
       assert.equal(await goDecode(threads), want, what);
     }
   } finally {
@@ -145,8 +145,10 @@ test('pierrec v4.1.22 reads only the first of concatenated frames (why the expor
     const b = Buffer.from('second frame\n'.repeat(1000));
     const fa = join(dir, 'a.lz4');
     const fb = join(dir, 'b.lz4');
-    await compressTo(fa, Readable.from([a]), { level: 9, workers: 1, contentChecksum: true });
-    await compressTo(fb, Readable.from([b]), { level: 9, workers: 1, contentChecksum: true });
+    writeFileSync(join(dir, 'a'), a);
+    writeFileSync(join(dir, 'b'), b);
+    await compressThreadedTo(fa, join(dir, 'a'), { level: 9, threads: 1, contentChecksum: true });
+    await compressThreadedTo(fb, join(dir, 'b'), { level: 9, threads: 1, contentChecksum: true });
     const both = join(dir, 'both.lz4');
     writeFileSync(both, Buffer.concat([readFileSync(fa), readFileSync(fb)]));
     assert.equal(await goDecode(both), sha256(a), 'pierrec stops after the first frame, without an error');
@@ -163,30 +165,24 @@ test('pierrec v4.1.22 reads only the first of concatenated frames (why the expor
   }
 });
 
-test(`one container of ${IMAGE} via docker export, both compressors: one frame, and pierrec returns exactly the filtered tar`, async () => {
+test(`one container of ${IMAGE} via the docker export source: one frame, and pierrec returns exactly the filtered tar`, async () => {
   assert.ok(await imageExists(IMAGE), `${IMAGE} is not built: run make debian (the integration suite builds it first)`);
   const dir = scratch();
   const id = await createContainer(IMAGE);
   try {
-    const cores = availableParallelism();
-    const run1 = async (c: ChosenCompressor, file: string): Promise<{ leftovers: string[]; inBytes: number }> => {
-      const sink = fileSink(file);
-      const r = await compressContainer(id, { level: DEFAULT_LEVEL, workers: cores, contentChecksum: true, compressor: c, write: sink.write, source: 'docker' });
-      await sink.close();
-      return r;
-    };
-    const threads = await chooseCompressor({ compressor: 'threads' }, DEFAULT_LEVEL, cores);
-    const blocks = await chooseCompressor({ compressor: 'blocks', quiet: true }, DEFAULT_LEVEL, cores);
-    const a = await run1(threads, join(dir, 'threads.lz4'));
-    const b = await run1(blocks, join(dir, 'blocks.lz4'));
-    assert.is(fileSha(join(dir, 'threads.lz4')), fileSha(join(dir, 'blocks.lz4')), 'the two compressors wrote different frames');
-    assert.equal(a.leftovers, b.leftovers);
-    assert.ok(a.leftovers.includes('.dockerenv'), `docker adds /.dockerenv to every container: ${a.leftovers.join(' ')}`);
-    assert.ok(a.leftovers.includes('dev/null'), `the base has device nodes: ${a.leftovers.join(' ')}`);
+    const mt = await findLz4Mt();
+    const source = await openTarSource(id, { want: 'docker', mtimeEpoch: 0 });
+    const sink = fileSink(join(dir, 'threads.lz4'));
+    const a = await compressThreaded(source.stdout, { level: DEFAULT_LEVEL, threads: availableParallelism(), contentChecksum: true, bin: mt!.path, write: sink.write });
+    await source.verify();
+    await sink.close();
+    assert.is(source.kind, 'docker');
+    assert.ok(source.leftovers.includes('.dockerenv'), `docker adds /.dockerenv to every container: ${source.leftovers.join(' ')}`);
+    assert.ok(source.leftovers.includes('dev/null'), `the base has device nodes: ${source.leftovers.join(' ')}`);
 
-    // the same container exported again and filtered the same way: the bytes both frames hold
+    // the same container exported again and filtered the same way: the bytes the frame holds
     const again = stream(['docker', 'export', id]);
-    const filtered = stream(tarDeleteArgv(a.leftovers), { stdin: again.stdout });
+    const filtered = stream(tarDeleteArgv(source.leftovers), { stdin: again.stdout });
     const h = createHash('sha256');
     let bytes = 0;
     filtered.stdout.on('data', (d: Buffer) => {
@@ -197,13 +193,12 @@ test(`one container of ${IMAGE} via docker export, both compressors: one frame, 
     const want = { sha256: h.digest('hex'), bytes };
     assert.ok(want.bytes > 100e6, `a real image tar is over 100 MB, got ${want.bytes}`);
     assert.is(a.inBytes, want.bytes, 'the byte count lz4 reported');
-    assert.is(b.inBytes, want.bytes, 'the byte count compressParallel counted');
 
     const file = join(dir, 'threads.lz4');
     assert.equal(await goDecode(file), want, 'pierrec/lz4 v4.1.22 output vs the filtered tar');
     assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', file]), want, 'lz4 -dc output vs the filtered tar');
     const listing = await read(['sh', '-c', 'lz4 -dc "$1" | tar -t', 'sh', file]);
-    for (const gone of a.leftovers) assert.not.ok(listing.split('\n').includes(gone), `${gone} is still in the tar`);
+    for (const gone of source.leftovers) assert.not.ok(listing.split('\n').includes(gone), `${gone} is still in the tar`);
     assert.ok(listing.split('\n').includes('dev/'), 'the /dev directory itself stays (the hammer binds /dev onto it)');
   } finally {
     await removeContainer(id);
@@ -235,7 +230,8 @@ test(`the mounted layers (the default source) hold what docker export holds, ent
     assert.type(mounted, 'object', `the integration suite runs as root with overlay2: ${String(mounted)}`);
     const m = mounted as Exclude<typeof mounted, string>;
     const leftovers = mountedLeftovers(m.dir);
-    const viaMount = stream(rootfsTarArgv(m.dir, m.topLevel, leftovers), { env: { LC_ALL: 'C' } });
+    // no clamping here (an epoch far in the future): the mtimes must equal docker's
+    const viaMount = stream(rootfsTarArgv(m.dir, m.topLevel, leftovers, NO_CLAMP), { env: { LC_ALL: 'C' } });
     const fromMount = await entriesOf(viaMount.stdout);
     await viaMount.done;
     await m.unmount();
@@ -252,16 +248,18 @@ test(`the mounted layers (the default source) hold what docker export holds, ent
     assert.ok([...fromMount.values()].some((v) => v.includes('security.capability')), 'file capabilities (ping) are kept');
     for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf']) assert.match(fromMount.get(f) ?? '', /^0 755 0 0 \d+  0 /, `${f} is docker's empty init-layer file, not the build host's`);
 
-    // exportImage's source: the frame decodes to exactly what GNU tar writes from the mount
+    // the export's source: the frame decodes to exactly what GNU tar writes from the mount
     const file = join(dir, 'img.tar.lz4');
     const sink = fileSink(file);
-    const threads = await chooseCompressor({ compressor: 'threads' }, DEFAULT_LEVEL, availableParallelism());
-    const r = await compressContainer(id, { level: DEFAULT_LEVEL, workers: availableParallelism(), contentChecksum: true, compressor: threads, write: sink.write });
+    const source = await openTarSource(id, { mtimeEpoch: EPOCH });
+    assert.is(source.kind, 'mount');
+    await compressThreaded(source.stdout, { level: DEFAULT_LEVEL, threads: availableParallelism(), contentChecksum: true, bin: (await findLz4Mt())!.path, write: sink.write });
+    await source.verify();
+    await source.close();
     await sink.close();
-    assert.is(r.source, 'GNU tar of the mounted layers');
     const again = await mountContainer(id);
     const a = again as Exclude<typeof again, string>;
-    const tar = stream(rootfsTarArgv(a.dir, a.topLevel, mountedLeftovers(a.dir)), { env: { LC_ALL: 'C' } });
+    const tar = stream(rootfsTarArgv(a.dir, a.topLevel, mountedLeftovers(a.dir), EPOCH), { env: { LC_ALL: 'C' } });
     const h = createHash('sha256');
     let bytes = 0;
     tar.stdout.on('data', (d: Buffer) => {

@@ -9,18 +9,19 @@ import { tarDeleteArgv } from '../../scripts/export/leftovers.ts';
 import { tarball } from './tar-fixture.ts';
 import { byteOrder, overlayLayers, overlayMountOptions, rootfsTarArgv, staleMounts } from '../../scripts/export/rootfs.ts';
 import { lz4Progress, lz4Totals, threadedLz4Argv } from '../../scripts/export/threaded-lz4.ts';
-import { DEFAULT_LEVEL, exportOptionsFromEnv, pickCause, settleChain } from '../../scripts/steps/export.ts';
+import { DEFAULT_LEVEL, exportOptionsFromEnv, mtimeEpochOf, pickCause, settleChain } from '../../scripts/export/export.ts';
+import { provablyAbandoned, type Owner } from '../../scripts/lib/ownership.ts';
+import { OWNER_PS_FORMAT } from '../../scripts/lib/docker.ts';
 
-test('exportOptionsFromEnv: level, workers and compressor; bad values are usage errors naming the fix', () => {
+test('exportOptionsFromEnv: level, workers and source; bad values are usage errors naming the fix', () => {
   assert.equal(exportOptionsFromEnv({}), {});
-  assert.equal(exportOptionsFromEnv({ LZ4_LEVEL: '9', EXPORT_WORKERS: '4', EXPORT_COMPRESSOR: 'blocks' }), { level: 9, workers: 4, compressor: 'blocks' });
-  assert.equal(exportOptionsFromEnv({ EXPORT_COMPRESSOR: '' }), {});
+  assert.equal(exportOptionsFromEnv({ LZ4_LEVEL: '9', EXPORT_WORKERS: '4' }), { level: 9, workers: 4 });
+  assert.equal(exportOptionsFromEnv({ EXPORT_SOURCE: '' }), {});
   assert.equal(exportOptionsFromEnv({ EXPORT_SOURCE: 'docker' }), { source: 'docker' });
   for (const [env, pattern] of [
     [{ LZ4_LEVEL: '13' }, /LZ4_LEVEL=13 is not a level 1\.\.12/],
     [{ LZ4_LEVEL: 'fast' }, /LZ4_LEVEL=fast/],
     [{ EXPORT_WORKERS: '0' }, /EXPORT_WORKERS=0 is not a count/],
-    [{ EXPORT_COMPRESSOR: 'zstd' }, /EXPORT_COMPRESSOR=zstd is not one of threads, blocks/],
     [{ EXPORT_SOURCE: 'podman' }, /EXPORT_SOURCE=podman is not one of mount, docker/],
   ] as const) {
     try {
@@ -129,16 +130,35 @@ test('staleMounts: our rootfs mounts under the export dir whose pid is gone, not
   assert.equal(staleMounts(mounts, '/w/my dir/.state/export', () => false), ['/w/my dir/.state/export/rootfs-333-abcdef012345'], 'octal-escaped spaces');
 });
 
-test('orphanContainers: ours (labelled with a pid) whose pid is gone', () => {
-  const ps = 'aaa111 1304\nbbb222 2222\nccc333 \nddd444 <no value>\n';
-  assert.equal(orphanContainers(ps, (pid) => pid === 2222), ['aaa111']);
-  assert.equal(orphanContainers('', () => false), []);
+const me: Owner = { pid: 100, host: 'build1', pidns: 'pid:[4026531836]', checkout: '/work/main' };
+
+test('orphans: only this checkout\'s, on this host, in this PID namespace, and only when the creator is dead', () => {
+  assert.is(OWNER_PS_FORMAT.split('\t').length, 5);
+  const row = (id: string, pid: string, host = me.host, pidns = me.pidns, checkout = me.checkout): string => [id, pid, host, pidns, checkout].join('\t');
+  const ps = [
+    row('aaa111', '1304'),
+    row('bbb222', '2222'),
+    row('ccc333', ''),
+    row('ddd444', '<no value>'),
+    row('eee555', '1304', 'build2'),
+    row('fff666', '1304', me.host, 'pid:[4026532999]'),
+    row('ggg777', '1304', me.host, me.pidns, '/work/other-checkout'),
+    ['hhh888', '1304', '<no value>', '<no value>', '<no value>'].join('\t'),
+  ].join('\n');
+  assert.equal(orphanContainers(ps, me, (pid) => pid === 2222), ['aaa111']);
+  assert.equal(orphanContainers('', me, () => false), []);
+  assert.not.ok(provablyAbandoned({ pid: 5, host: me.host, checkout: me.checkout, pidns: '' }, { ...me, pidns: '' }, () => false), 'no PID namespace known: never provable');
+});
+
+test('mtimeEpochOf: the image\'s build date label, else its creation time', () => {
+  assert.is(mtimeEpochOf({ 'org.opencontainers.image.created': '2026-12-01T22:32:12Z' }, '2026-12-02T10:00:00.123Z'), 1796164332);
+  assert.is(mtimeEpochOf({}, '2026-12-02T10:00:00.123Z'), 1796205600);
 });
 
 test('rootfsTarArgv: docker-export-like GNU tar; byteOrder sorts as GNU tar --sort=name in the C locale', () => {
-  const argv = rootfsTarArgv('/m', ['bin', 'etc'], ['.dockerenv', 'dev/null']);
+  const argv = rootfsTarArgv('/m', ['bin', 'etc'], ['.dockerenv', 'dev/null'], 1796164332);
   assert.equal(argv.slice(0, 4), ['tar', '--create', '--file=-', '--directory=/m']);
-  for (const flag of ['--format=pax', '--numeric-owner', '--xattrs', '--xattrs-include=security.capability', '--sort=name', '--anchored', '--no-wildcards', '--exclude=.dockerenv', '--exclude=dev/null']) assert.ok(argv.includes(flag), flag);
+  for (const flag of ['--mtime=@1796164332', '--clamp-mtime', '--format=pax', '--numeric-owner', '--xattrs', '--xattrs-include=security.capability', '--sort=name', '--anchored', '--no-wildcards', '--exclude=.dockerenv', '--exclude=dev/null']) assert.ok(argv.includes(flag), flag);
   assert.match(argv.find((a) => a.startsWith('--pax-option='))!, /delete=mtime/);
   assert.equal(argv.slice(-3), ['--', 'bin', 'etc']);
   assert.equal(byteOrder(['usr', 'Zeta', '.dockerenv', 'a b', 'boot', '\u00e9t\u00e9']), ['.dockerenv', 'Zeta', 'a b', 'boot', 'usr', '\u00e9t\u00e9']);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { throwsUsage } from '../helpers/assert.ts';
-import { parseImageDef, loadImageDef, imageTag, imageId, listOsFolders } from '../../scripts/lib/image-def.ts';
+import { parseImageDef, loadImageDef, imageTag, imageName, listOsFolders } from '../../scripts/lib/image-def.ts';
 import { UsageError } from '../../scripts/lib/errors.ts';
 
 const minimal = `
@@ -89,7 +89,7 @@ test('every OS folder in the repository validates', () => {
 
 test('tag and id', () => {
   assert.is(imageTag({ os: 'debian', version: '12' }), 'metal-images/debian:12');
-  assert.is(imageId({ os: 'firewall', version: '3.0-ubuntu' }), 'firewall-3.0-ubuntu');
+  assert.is(imageName({ os: 'firewall', version: '3.0-ubuntu' }), 'firewall-3.0-ubuntu');
 });
 
 test.run();

@@ -310,7 +310,7 @@ test('findings come errors first, in rule order, then archive order', () => {
 test('formatReport: verdict line, then findings grouped by rule, long groups cut', () => {
   const many = Array.from({ length: 7 }, (_, i): Finding => warn('owner', `/var/f${i}`, 'owned by 0:4; it will be root:root'));
   const report: LintReport = {
-    image: 'debian-12', file: 'images/debian/12/img.tar.lz4', errors: 2, warnings: 8, tarBytes: 1.5 * 1024 ** 3, compressedBytes: 600 * 1024 ** 2, entries: 61234, seconds: 3.14,
+    image: 'debian-12', file: 'images/debian/12/img.tar.lz4', md5: '0'.repeat(32), errors: 2, warnings: 8, tarBytes: 1.5 * 1024 ** 3, compressedBytes: 600 * 1024 ** 2, entries: 61234, seconds: 3.14,
     findings: [
       err('size', 'img.tar', '1536.0 MiB uncompressed, over the budget of 1400 MiB (contract.size_budget_mib)'),
       err('frr', '/etc/frr/daemons', 'missing'),

@@ -3,12 +3,12 @@
 // scripts/tools/go.mod into .state/bin, and a running docker daemon.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { MetalError, PreconditionError } from '../lib/errors.ts';
-import { run, which } from '../lib/shell.ts';
-import { config } from '../lib/config.ts';
-import { info, warn } from '../lib/log.ts';
-import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, toolInstalled, type GoTool } from '../lib/tools.ts';
-import { ensureDaemon } from '../lib/docker.ts';
+import { MetalError, PreconditionError } from './errors.ts';
+import { run, which } from './shell.ts';
+import { config } from './config.ts';
+import { info, warn } from './log.ts';
+import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, toolInstalled, type GoTool } from './tools.ts';
+import { ensureDaemon } from './docker.ts';
 import { ensureLz4Mt, findLz4Mt } from '../export/lz4-mt.ts';
 
 export interface SetupReport {
