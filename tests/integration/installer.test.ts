@@ -18,6 +18,7 @@ import { ROOT } from '../../scripts/lib/config.ts';
 import { DOCKER_ENV, buildArgv, imageExists } from '../../scripts/lib/docker.ts';
 import { imageTag, listOsFolders, loadImageDef, type ImageDef } from '../../scripts/lib/image-def.ts';
 import { run } from '../../scripts/lib/shell.ts';
+import { referenceDir, referenceFile } from '../helpers/reference.ts';
 
 const FIX = join(ROOT, 'tests', 'fixtures', 'install');
 const fixture = (name: string): string => readFileSync(join(FIX, name), 'utf8');
@@ -116,8 +117,13 @@ interface Result {
     kernel_version: string[];
     units: Record<string, string>;
     nft_check?: Cmd;
+    nft_load?: Cmd;
+    nft_ruleset?: Cmd;
   };
 }
+
+/** The units the installer writes for a firewall's add-ons. */
+const FIREWALL_UNITS = ['node-exporter.service', 'nftables-exporter.service', 'droptailer.service', 'firewall-controller.service', 'suricata-update.service', 'suricata.service'];
 
 const FILES = [
   '/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/etc/systemd/timesyncd.conf', '/etc/chrony/chrony.conf', '/etc/nftables.conf',
@@ -125,9 +131,15 @@ const FILES = [
   '/var/lib/dbus/machine-id', '/etc/metal/build.yaml', '/etc/metal/build-meta.yaml', '/home/metal', '/home/metal/.ssh',
   '/home/metal/.ssh/authorized_keys', '/etc/metal-userdata-test', '/etc/metal/config.ign', '/var/lib/cloud/seed/nocloud/user-data',
   '/var/lib/cloud/seed/nocloud/meta-data', '/var/tmp', '/root', '/var/log/metal-installer.log', '/.dockerenv',
+  '/etc/nftables/rules', '/etc/firewall-controller', '/etc/droptailer-client',
+  ...FIREWALL_UNITS.map((u) => `/etc/systemd/system/${u}`),
 ];
 
-async function install(tag: string, installYaml: string, opts: { userdata?: string; lossyUntar?: boolean; nftFile?: string; wrongPassword?: boolean } = {}): Promise<Result> {
+async function install(
+  tag: string,
+  installYaml: string,
+  opts: { userdata?: string; lossyUntar?: boolean; nftFile?: string; nftLoad?: boolean; wrongPassword?: boolean } = {},
+): Promise<Result> {
   const request = {
     install_yaml: installYaml,
     userdata: opts.userdata ?? null,
@@ -136,11 +148,13 @@ async function install(tag: string, installYaml: string, opts: { userdata?: stri
     sudo_wrong_password: opts.wrongPassword ?? false,
     files: FILES,
     globs: ['/etc/systemd/network/*'],
-    units: ['metal-userdata-test.service', 'frr.service', 'ssh.service', 'chrony@vrf104009.service'],
+    units: ['metal-userdata-test.service', 'frr.service', 'ssh.service', 'chrony@vrf104009.service', ...FIREWALL_UNITS],
     nft_file: opts.nftFile ?? null,
+    nft_load: opts.nftLoad ?? false,
   };
   const started = performance.now();
-  // NET_ADMIN: `nft --check` asks the kernel (of the container's own network namespace)
+  // NET_ADMIN: `nft --check` asks the kernel (of the container's own network namespace), and the
+  // firewall test loads the rules there
   const r = await run(['docker', 'run', '-i', '--rm', '--network', 'none', '--cap-add', 'NET_ADMIN', tag, 'python3', '-c', LOADER], {
     input: JSON.stringify({ driver: DRIVER, request }),
   });
@@ -171,7 +185,7 @@ function failure(log: string): string {
 // ---- expected files of the machine fixture -------------------------------------------------
 
 const MACHINE_STEPS = ['check-input', 'permissions', 'hostname', 'resolv.conf', 'ntp', 'user', 'network', 'frr', 'ssh-keys', 'userdata', 'bootloader', 'services', 'build-meta'];
-const FIREWALL_STEPS = [...MACHINE_STEPS.slice(0, 8), 'nftables', ...MACHINE_STEPS.slice(8)];
+const FIREWALL_STEPS = [...MACHINE_STEPS.slice(0, 8), 'nftables', 'firewall-units', ...MACHINE_STEPS.slice(8)];
 
 const MACHINE_FILES: Record<string, string> = {
   '/etc/hostname': 'machine-fixture\n',
@@ -239,15 +253,16 @@ const FIREWALL_FILES: Record<string, string> = {
   '/etc/hostname': 'firewall-fixture\n',
   '/etc/hosts': `${H}\n127.0.0.1\tlocalhost\n10.0.16.2\tfirewall-fixture\n\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
   '/etc/resolv.conf': `${H}\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n`,
-  '/etc/systemd/network/00-lo.network': `${H}\n[Match]\nName=lo\n\n[Address]\nAddress=127.0.0.1/8\n\n[Address]\nAddress=10.1.0.1/32\n`,
+  '/etc/systemd/network/00-lo.network': `${H}\n# networkid: underlay\n[Match]\nName=lo\n\n[Address]\nAddress=127.0.0.1/8\n\n[Address]\nAddress=10.1.0.1/32\n`,
   '/etc/systemd/network/10-lan0.link': `${H}\n[Match]\nPermanentMACAddress=00:03:00:22:11:01\n\n[Link]\nName=lan0\nNamePolicy=\nMTUBytes=9216\n`,
   '/etc/systemd/network/11-lan1.link': `${H}\n[Match]\nPermanentMACAddress=00:03:00:22:12:01\n\n[Link]\nName=lan1\nNamePolicy=\nMTUBytes=9216\n`,
-  '/etc/systemd/network/11-lan1.network': `${H}\n[Match]\nName=lan1\n\n[Network]\nIPv6AcceptRA=no\n`,
+  '/etc/systemd/network/11-lan1.network': `${H}\n[Match]\nName=lan1\n\n[Network]\nIPv6AcceptRA=no\nVXLAN=vni3981\nVXLAN=vni104009\n`,
+  '/etc/systemd/network/31-svi-104009.network': `${H}\n# svi (networkid: internet)\n[Match]\nName=vlan104009\n\n[Link]\nMTUBytes=9000\n\n[Network]\nVRF=vrf104009\nAddress=185.1.2.4/32\n`,
   '/home/metal/.ssh/authorized_keys': `${KEY}\n`,
   '/etc/machine-id': '',
 };
 const FIREWALL_CHRONY = `${H}
-# Firewalls keep time with chrony. (Running it in the external VRF comes with the VRF layout.)
+# chrony runs in the VRF with the default route (chrony@vrf<id>.service, enabled by the installer)
 pool time.cloudflare.com iburst
 driftfile /var/lib/chrony/chrony.drift
 # step the clock in the first three updates if it is off by more than a second
@@ -255,35 +270,11 @@ makestep 1 3
 maxupdateskew 100.0
 rtcsync
 `;
-const FIREWALL_NFT = `#!/usr/sbin/nft -f
-${H}
-flush ruleset
-
-table inet metal {
-\tchain input {
-\t\ttype filter hook input priority filter; policy drop;
-\t\tiifname "lo" accept comment "local traffic"
-\t\tct state established,related accept comment "stateful input"
-\t\tct state invalid drop comment "invalid packets"
-\t\tmeta l4proto ipv6-icmp accept comment "neighbour discovery and router advertisements"
-\t\tmeta l4proto icmp accept comment "ping and path MTU discovery"
-\t\tiifname "lan0" ip6 saddr fe80::/64 tcp dport bgp accept comment "BGP unnumbered from lan0"
-\t\tiifname "lan1" ip6 saddr fe80::/64 tcp dport bgp accept comment "BGP unnumbered from lan1"
-\t\ttcp dport ssh ct state new accept comment "ssh"
-\t\tlimit rate 2/minute log prefix "nftables-metal-dropped: "
-\t}
-
-\tchain forward {
-\t\ttype filter hook forward priority filter; policy drop;
-\t\tct state established,related accept comment "stateful forward"
-\t\tct state invalid drop comment "invalid packets"
-\t}
-
-\tchain output {
-\t\ttype filter hook output priority filter; policy accept;
-\t}
-}
-`;
+/** The networkd files of the firewall fixture: lo, two lans, the bridge, and VRF/SVI/VXLAN of its two networks. */
+const FIREWALL_NETWORKD = [
+  '00-lo.network', '10-lan0.link', '10-lan0.network', '11-lan1.link', '11-lan1.network', '20-bridge.netdev', '20-bridge.network',
+  ...['30-%-3981', '31-%-104009'].flatMap((f) => ['vrf', 'svi', 'vxlan'].flatMap((k) => [`${f.replace('%', k)}.netdev`, `${f.replace('%', k)}.network`])),
+].map((f) => `/etc/systemd/network/${f}`);
 
 /** What every successful run leaves, whatever the role. */
 function assertCommon(r: Result, def: ImageDef, cmdline: string, steps: string[]): void {
@@ -356,6 +347,9 @@ const targets: Target[] = [];
 const notBuilt: string[] = [];
 const timings: string[] = [];
 let standIn: Target | undefined;
+// Derived images are this run's own (the docker daemon is shared: another checkout running this
+// file at the same time must neither overwrite them nor remove them under this run).
+const DERIVED = `metal-images-test/installer-${process.pid}`;
 
 let setup: Promise<void> | undefined;
 /** Find the built images and derive the test images, once; every test awaits it, so a failure shows. */
@@ -366,26 +360,29 @@ async function prepare(): Promise<void> {
   for (const def of allDefs(unloadable)) {
     const base = imageTag(def);
     const name = def.variant ? `${def.os}-${def.variant}` : def.os;
-    if (await imageExists(base)) targets.push({ def, name, base, tag: `metal-images-test/installer-${name}:${def.version}` });
+    if (await imageExists(base)) targets.push({ def, name, base, tag: `${DERIVED}-${name}:${def.version}` });
     else notBuilt.push(`${base} (make ${def.os}${def.variant ? ` BASE=${def.variant}` : ''})`);
   }
   const t0 = performance.now();
   for (const t of targets) await derive(t.def, t.base, t.tag);
-  // Without a built firewall image, the firewall role still runs: on the Debian userland with chrony
-  // added, which is what the Debian-based firewall variant is.
+  // The firewall role also runs on the Debian userland with chrony added (what the Debian-based
+  // firewall variant is) and an nftables.conf that includes the installer's rules: the installer's
+  // firewall path is tested whether or not a firewall image is built, and whatever that image ships.
   const debian = targets.find((t) => t.def.os === 'debian' && !t.def.variant);
-  if (debian && !targets.some((t) => t.def.machine_type === 'firewall')) {
+  if (debian) {
     const def: ImageDef = { ...debian.def, machine_type: 'firewall' };
-    standIn = { def, name: 'firewall-on-debian', base: debian.base, tag: 'metal-images-test/installer-firewall-on-debian:12' };
+    standIn = { def, name: 'firewall-on-debian', base: debian.base, tag: `${DERIVED}-firewall-on-debian:12` };
     await derive(def, debian.base, standIn.tag, [
       'RUN apt-get update && apt-get install -y --no-install-recommends chrony \\',
       ' && rm -f /etc/systemd/system/dbus-org.freedesktop.timesync1.service \\',
-      ' && apt-get clean && rm -rf /var/lib/apt/lists/*',
+      ' && apt-get clean && rm -rf /var/lib/apt/lists/* \\',
+      // what a firewall image's nftables.conf holds: the installer's rules are included
+      ` && printf '%s\\n' '#!/usr/sbin/nft -f' 'flush ruleset' 'include "/etc/nftables/*"' > /etc/nftables.conf`,
     ]);
   }
   timings.push(`derived images: ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   if (notBuilt.length) console.log(`installer level (a): not built here, so not tested: ${notBuilt.join(', ')}`);
-  if (standIn) console.log('installer level (a): no firewall image built; the firewall fixture runs on the Debian image with chrony added');
+  if (standIn) console.log('installer level (a): the firewall fixture also runs on the Debian image with chrony added (firewall-on-debian)');
   if (unloadable.length) console.log(`installer level (a): image.yaml does not load, so not tested: ${unloadable.join('; ')}`);
 }
 
@@ -416,12 +413,17 @@ test('every built image ships /install.sh, the installer, its own os.yaml and a 
   }
 });
 
-test('installer unit tests pass with the Debian image\'s own Python and PyYAML', async () => {
+test('installer unit tests pass with the Debian image\'s own Python, PyYAML, FRR and nft', async () => {
   await ready();
-  const r = await run(['docker', 'run', '--rm', '--network', 'none', '-v', `${ROOT}:/src:ro`, '-w', '/src', '-e', 'PYTHONDONTWRITEBYTECODE=1',
-    imageTag(DEBIAN), 'python3', '-m', 'unittest', 'discover', '-s', 'tests/installer'], { nothrow: true });
+  // the reference data read in place; NET_ADMIN for nft --check in the container's own namespace
+  const r = await run(['docker', 'run', '--rm', '--network', 'none', '--cap-add', 'NET_ADMIN', '-v', `${ROOT}:/src:ro`, '-w', '/src',
+    '-v', `${referenceDir()}:/reference:ro`, '-e', 'METAL_REFERENCE_DIR=/reference', '-e', 'PYTHONDONTWRITEBYTECODE=1',
+    imageTag(DEBIAN), 'python3', '-m', 'unittest', 'discover', '-v', '-s', 'tests/installer'], { nothrow: true });
   assert.is(r.code, 0, r.stderr);
-  assert.match(r.stderr, /\nOK\n$/);
+  // only the network-namespace comparison cannot run in a container without CAP_SYS_ADMIN (the host run has it)
+  const skipped = r.stderr.split('\n').filter((l) => / \.\.\. skipped /.test(l)).map((l) => l.split(' ')[0]);
+  assert.equal(skipped, ['test_ours_and_metal_networkers_load_to_the_same_ruleset'], r.stderr);
+  assert.match(r.stderr, /\nOK \(skipped=1\)\n$/);
 });
 
 test('machine images: machine fixture + Ignition userdata, after a lossy untar: the exact files', async () => {
@@ -495,30 +497,94 @@ test('Debian: invalid cloud-config stops the run in step userdata; nothing after
   assert.is(r.files['/var/lib/cloud/seed/nocloud/user-data']?.type, 'missing', 'an invalid config is not seeded');
 });
 
-test('firewall images: firewall fixture: chrony, nftables (nft --check), underlay BGP, MTU 9216', async () => {
+test('firewall images: firewall fixture: VRFs over EVPN (vtysh --dryrun), nftables loaded, chrony and the add-ons in their VRFs', async () => {
   await ready();
   const firewalls = [...targets.filter((t) => t.def.machine_type === 'firewall'), ...(standIn ? [standIn] : [])];
   assert.ok(firewalls.length > 0);
-  for (const t of firewalls) {
-    const r = await install(t.tag, fixture('firewall.yaml'), { nftFile: t.def.contract.nftables_conf });
+  await eachFirewall(firewalls, async (t) => {
+    const r = await install(t.tag, fixture('firewall.yaml'), { nftFile: t.def.contract.nftables_conf, nftLoad: true });
     timings.push(`${t.name} firewall run ${r.seconds.toFixed(1)}s`);
     try {
       assertCommon(r, t.def, 'console=ttyS0,115200n8 root=UUID=1f6a1d9b-3a5e-4a38-9d5c-6f2b1c0e7a44 init=/sbin/init net.ifnames=0 biosdevname=0 nvme_core.io_timeout=300', FIREWALL_STEPS);
       assertFiles(r, FIREWALL_FILES);
+      assert.equal(Object.keys(r.files).filter((p) => p.startsWith('/etc/systemd/network/')).sort(), [...FIREWALL_NETWORKD].sort());
       assert.is(text(r, t.def.contract.chrony_conf), FIREWALL_CHRONY);
-      assert.is(text(r, t.def.contract.nftables_conf), FIREWALL_NFT);
-      assert.is(r.checks.nft_check?.rc, 0, `nft --check: ${r.checks.nft_check?.out}`);
+
+      // FRR: the image's own vtysh accepted the EVPN configuration (assertCommon); its objects
       const frr = text(r, '/etc/frr/frr.conf');
-      assert.ok(frr.includes('\nrouter bgp 4210000001\n bgp router-id 10.1.0.1\n'), frr);
-      assert.ok(frr.includes(' neighbor lan0 interface peer-group FABRIC\n neighbor lan1 interface peer-group FABRIC\n'), frr);
-      assert.ok(text(r, '/etc/default/grub').includes('\nGRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1"\n'));
-      // chrony in the internet-facing VRF (104009), where the image has the template unit
+      for (const part of [
+        '\nvrf vrf3981\n vni 3981\n exit-vrf\n', '\nvrf vrf104009\n vni 104009\n exit-vrf\n',
+        '\nrouter bgp 4210000001\n bgp router-id 10.1.0.1\n', ' neighbor lan0 interface peer-group FABRIC\n neighbor lan1 interface peer-group FABRIC\n',
+        '  advertise-all-vni\n', '\nrouter bgp 4210000001 vrf vrf3981\n', '  import vrf vrf104009\n  import vrf route-map vrf3981-import-map\n',
+        '\nroute-map vrf104009-import-map permit 10\n match source-vrf vrf3981\n match ip address prefix-list vrf104009-import-from-vrf3981-no-export\n set community additive no-export\n',
+      ]) assert.ok(frr.includes(part), `frr.conf lacks ${JSON.stringify(part)}\n${frr}`);
+
+      // nftables: the rules in /etc/nftables/rules, loaded through the image's nftables.conf the way
+      // nftables.service loads them at boot, and listed back by the kernel
+      assert.is(meta(r, '/etc/nftables/rules'), 'file 0600 root:root');
+      assert.is(r.checks.nft_check?.rc, 0, `nft --check ${t.def.contract.nftables_conf}: ${r.checks.nft_check?.out}`);
+      assert.is(r.checks.nft_load?.rc, 0, `nft -f ${t.def.contract.nftables_conf}: ${r.checks.nft_load?.out}`);
+      const ruleset = r.checks.nft_ruleset?.out ?? '';
+      for (const part of [
+        '\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n',
+        '\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n',
+        'iifname "lan0" ip saddr 10.0.0.0/8 udp dport 4789 counter packets 0 bytes 0 accept comment "incoming VXLAN lan0"',
+        'iifname "vrf3981" tcp dport 9100 counter packets 0 bytes 0 accept comment "node metrics"',
+        'limit rate 2/minute counter packets 0 bytes 0 log prefix "nftables-metal-dropped: "',
+        'oifname "vlan104009" ip saddr 10.0.16.0/22 counter packets 0 bytes 0 masquerade random comment "snat (networkid: internet)"',
+      ]) assert.ok(ruleset.includes(part), `the loaded ruleset lacks ${JSON.stringify(part)}\n${ruleset}`);
+
+      // the add-ons: each unit written, in its VRF; enabled where the image has the program
+      const execStart = (u: string): string => text(r, `/etc/systemd/system/${u}`).split('\n').find((l) => l.startsWith('ExecStart='))!;
+      assert.is(execStart('suricata-update.service'), 'ExecStart=/bin/ip vrf exec vrf104009 /usr/bin/suricata-update');
+      assert.is(execStart('firewall-controller.service'), 'ExecStart=/bin/ip vrf exec vrf104009 /usr/local/bin/firewall-controller');
+      assert.is(execStart('droptailer.service'), 'ExecStart=/bin/ip vrf exec vrf3981 /usr/local/bin/droptailer-client');
+      assert.is(execStart('suricata.service'), 'ExecStart=/usr/bin/suricata -c /etc/suricata/suricata.yaml --pidfile /run/suricata.pid --af-packet=vlan104009');
+      assert.is(meta(r, '/etc/firewall-controller'), 'dir 0750 root:root');
+      for (const u of ['droptailer.service', 'firewall-controller.service']) assert.is(r.checks.units[u], 'disabled', `${u} is left to the operator`);
+      const services = r.log.split('\n').find((l) => /\] services ok /.test(l)) ?? '';
+      for (const u of FIREWALL_UNITS.filter((x) => !['droptailer.service', 'firewall-controller.service'].includes(x))) {
+        const program = text(r, `/etc/systemd/system/${u}`).split('\n').find((l) => l.startsWith('ExecStart='))!;
+        const lacks = services.includes(`${u} (the image lacks `);
+        assert.is(r.checks.units[u], lacks ? 'disabled' : 'enabled', `${u} (${program}): ${services}`);
+      }
+      // chrony in the VRF with the default route (104009), where the image has the template unit
       if (t !== standIn) assert.is(r.checks.units['chrony@vrf104009.service'], 'enabled');
-      else assert.match(r.log, /services ok \(\d+\.\d+s\): .*chrony keeps the image's presets/);
+      else assert.match(services, /not enabled: chrony@vrf104009\.service \(the image has no chrony@\.service template; chrony keeps the image's presets\)/);
+      assert.ok(text(r, '/etc/default/grub').includes('\nGRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1"\n'));
     } catch (e) {
       throw new Error(`${t.name}: ${(e as Error).message}\n--- installer log ---\n${r.log}`);
     }
-  }
+  });
 });
+
+test('firewall images: upstream\'s firewall userdata (Ignition) enables the firewall-controller and the droptailer', async () => {
+  await ready();
+  const firewalls = [...targets.filter((t) => t.def.machine_type === 'firewall'), ...(standIn ? [standIn] : [])];
+  assert.ok(firewalls.length > 0);
+  await eachFirewall(firewalls, async (t) => {
+    const r = await install(t.tag, fixture('firewall.yaml'), { userdata: readFileSync(referenceFile('metal-images-test', 'userdata-firewall.json'), 'utf8') });
+    try {
+      assert.is(r.rc, 0, `installer failed: ${failure(r.log)}`);
+      assert.match(r.log, /userdata ok \(\d+\.\d+s\): Ignition config applied/);
+      for (const u of ['firewall-controller.service', 'droptailer.service']) assert.is(r.checks.units[u], 'enabled', u);
+    } catch (e) {
+      throw new Error(`${t.name}: ${(e as Error).message}\n--- installer log ---\n${r.log}`);
+    }
+  });
+});
+
+/** Runs the check on every firewall target, so one image's failure does not hide another's result. */
+async function eachFirewall(firewalls: Target[], check: (t: Target) => Promise<void>): Promise<void> {
+  const failed: string[] = [];
+  for (const t of firewalls) {
+    try {
+      await check(t);
+    } catch (e) {
+      failed.push((e as Error).message);
+    }
+  }
+  assert.equal(failed, [], `${failed.length} of ${firewalls.map((t) => t.name).join(', ')} failed:\n${failed.join('\n\n')}`);
+}
 
 test.run();

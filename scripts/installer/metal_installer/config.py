@@ -188,12 +188,6 @@ class Install:
         return self.bgp_network.asn
 
     @property
-    def internet_network(self) -> Optional[Network]:
-        """The external network with the default route (else the first external one)."""
-        external = [n for n in self.networks if n.networktype == "external" or (not n.networktype and not n.private and not n.underlay)]
-        return next((n for n in external if "0.0.0.0/0" in n.destinationprefixes), external[0] if external else None)
-
-    @property
     def loopback_ips(self) -> List[str]:
         """Addresses lo carries: a machine's IPs of every network; a firewall's underlay IPs (its
         other addresses belong to the VRF layout)."""

@@ -57,7 +57,9 @@ def timesyncd_conf(inst: Install) -> str:
 
 
 def chrony_conf(inst: Install) -> str:
-    lines = [HEADER, "# Firewalls keep time with chrony. (Running it in the external VRF comes with the VRF layout.)"]
+    lines = [HEADER]
+    if inst.role == "firewall":
+        lines.append("# chrony runs in the VRF with the default route (chrony@vrf<id>.service, enabled by the installer)")
     for s in ntp_servers(inst):
         lines.append(f"server {s} iburst" if _is_ip(s) else f"pool {s} iburst")
     lines += [
@@ -69,12 +71,6 @@ def chrony_conf(inst: Install) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def chrony_vrf_unit(inst: Install) -> Optional[str]:
-    """A firewall's chrony runs in the internet-facing VRF: chrony@vrf<id>.service."""
-    net = inst.internet_network
-    return f"chrony@vrf{net.vrf}.service" if net is not None and net.vrf else None
 
 
 def lan_name(index: int) -> str:
@@ -145,45 +141,6 @@ def frr_conf(inst: Install) -> str:
         out += ["route-map LOOPBACKS permit 10", " match interface lo", "!"]
     out += ["line vty", "!", ""]
     return "\n".join(out)
-
-
-def nftables_conf(inst: Install) -> str:
-    """Base rules of a firewall: nothing is forwarded until the VRF layout adds its rules."""
-    uplinks = [lan_name(i) for i in range(min(BGP_UPLINKS, len(inst.nics)))]
-    lines = [
-        "#!/usr/sbin/nft -f",
-        HEADER,
-        "flush ruleset",
-        "",
-        "table inet metal {",
-        "\tchain input {",
-        "\t\ttype filter hook input priority filter; policy drop;",
-        '\t\tiifname "lo" accept comment "local traffic"',
-        '\t\tct state established,related accept comment "stateful input"',
-        '\t\tct state invalid drop comment "invalid packets"',
-        '\t\tmeta l4proto ipv6-icmp accept comment "neighbour discovery and router advertisements"',
-        '\t\tmeta l4proto icmp accept comment "ping and path MTU discovery"',
-    ]
-    for u in uplinks:
-        lines.append(f'\t\tiifname "{u}" ip6 saddr fe80::/64 tcp dport bgp accept comment "BGP unnumbered from {u}"')
-    lines += [
-        '\t\ttcp dport ssh ct state new accept comment "ssh"',
-        '\t\tlimit rate 2/minute log prefix "nftables-metal-dropped: "',
-        "\t}",
-        "",
-        "\tchain forward {",
-        "\t\ttype filter hook forward priority filter; policy drop;",
-        '\t\tct state established,related accept comment "stateful forward"',
-        '\t\tct state invalid drop comment "invalid packets"',
-        "\t}",
-        "",
-        "\tchain output {",
-        "\t\ttype filter hook output priority filter; policy accept;",
-        "\t}",
-        "}",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def cmdline(inst: Install, md_uuid: Optional[str]) -> str:

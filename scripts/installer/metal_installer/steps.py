@@ -4,6 +4,7 @@ module only checks preconditions, puts files in place and runs the OS's tools.
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import grp
 import os
@@ -13,7 +14,7 @@ from typing import Callable, List, Optional, Tuple
 
 import yaml
 
-from . import perms, render
+from . import firewall, perms, render
 from .config import INSTALL_YAML, Install, InputError, OsData, check_ignition, parse_install_yaml, parse_os_yaml, userdata_kind
 from .system import LOG, StepError, read, run, which, write
 
@@ -26,6 +27,7 @@ NETWORK_DIR = "/etc/systemd/network"
 FRR_CONF = "/etc/frr/frr.conf"
 NOCLOUD_SEED = "/var/lib/cloud/seed/nocloud"
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+SYSTEMD_DIR = "/etc/systemd/system"
 USER = "metal"
 UID = 1000
 
@@ -68,6 +70,8 @@ def check_input(ctx: Context) -> str:
         raise StepError(f"{INSTALL_YAML} is missing: the metal-hammer writes it before it runs /install.sh")
     try:
         ctx.inst = parse_install_yaml(read(INSTALL_YAML), ctx.os)
+        if ctx.inst.role == "firewall":
+            firewall.check(ctx.inst, INSTALL_YAML)
         if os.path.exists(USERDATA):
             ctx.userdata = read(USERDATA)
         ctx.userdata_kind = userdata_kind(ctx.userdata)
@@ -101,6 +105,9 @@ def check_input(ctx: Context) -> str:
     missing = [t for t in tools if which(t) is None]
     if missing:
         raise StepError(f"the image lacks {', '.join(missing)} (looked in the installer's PATH)")
+
+    if inst.role == "firewall":
+        _check_nftables_loader(osd.nftables_conf)
 
     ctx.kernel, ctx.initrd = find_kernel(osd)
     if not ctx.skip_bootloader and not os.path.isdir("/sys/firmware/efi"):
@@ -198,6 +205,8 @@ def user(ctx: Context) -> str:
 def network(ctx: Context) -> str:
     for old in glob.glob(os.path.join(NETWORK_DIR, "[01]?-l[ao]*")):
         os.unlink(old)  # files of an earlier run with other NICs
+    if ctx.install.role == "firewall":
+        return firewall_network(ctx)
     files = render.networkd_files(ctx.install)
     for name, text in files:
         write(os.path.join(NETWORK_DIR, name), text)
@@ -205,8 +214,33 @@ def network(ctx: Context) -> str:
     return f"{len(files)} files in {NETWORK_DIR}: lo {len(ctx.install.loopback_ips)} addresses, {macs}, MTU {render.MTU[ctx.install.role]}"
 
 
+def firewall_network(ctx: Context) -> str:
+    for pattern in firewall.NETWORKD_GLOBS:
+        for old in glob.glob(os.path.join(NETWORK_DIR, pattern)):
+            os.unlink(old)  # devices of an earlier run with other networks
+    files = firewall.networkd_files(ctx.install)
+    for name, text in files:
+        write(os.path.join(NETWORK_DIR, name), text)
+    evpn = firewall.evpn_networks(ctx.install)
+    macs = ", ".join(f"lan{i}={n.mac}" for i, n in enumerate(ctx.install.nics))
+    return (
+        f"{len(files)} files in {NETWORK_DIR}: lo {', '.join(firewall.underlay(ctx.install).ips)}, {macs} (MTU {render.MTU['firewall']}), bridge, "
+        f"VRF+SVI+VXLAN for {', '.join(e.vrf for e in evpn)}"
+    )
+
+
 def frr(ctx: Context) -> str:
-    text = render.frr_conf(ctx.install)
+    vrfs = ""
+    if ctx.install.role == "firewall":
+        # the syntax of the installed FRR (FRR 10 needs more than FRR 8)
+        version = render.parse_frr_version(run(["vtysh", "--help"], quiet=True))
+        try:
+            text = firewall.frr_conf(ctx.install, version)
+        except ValueError:
+            raise StepError(f"cannot tell the installed FRR's version from `vtysh --help` (got {version!r}): the firewall's frr.conf depends on it") from None
+        vrfs = f", FRR {version}, EVPN, BGP in {len(firewall.networks_of(ctx.install, *firewall.ROUTED_TYPES))} VRFs with route leaking"
+    else:
+        text = render.frr_conf(ctx.install)
     candidate = FRR_CONF + ".new"
     write(candidate, text, 0o640)
     try:
@@ -217,21 +251,62 @@ def frr(ctx: Context) -> str:
     group = "frr" if _group_exists("frr") else None
     write(FRR_CONF, text, 0o640, owner, group)
     os.unlink(candidate)
-    return f"{FRR_CONF}: AS {ctx.install.asn}, router-id {ctx.install.router_id}, vtysh --dryrun passed"
+    return f"{FRR_CONF}: AS {ctx.install.asn}, router-id {ctx.install.router_id}{vrfs}, vtysh --dryrun passed"
 
 
 def nftables(ctx: Context) -> str:
-    text = render.nftables_conf(ctx.install)
-    candidate = "/etc/metal/nftables.conf.new"
+    """The firewall's rules go to /etc/nftables/rules; the image's nftables.conf (which
+    nftables.service loads at boot) flushes the ruleset and includes them."""
+    conf, rules = ctx.os.nftables_conf, firewall.RULES_PATH
+    text = firewall.nftables_rules(ctx.install)
+    # not beside the rules: an include of /etc/nftables/* would load a candidate too
+    candidate = "/etc/metal/nftables-rules.new"
     write(candidate, text, 0o600)
+    _nft_check(candidate, f"nft rejects the generated rules (left in {candidate})")
+    write(rules, text, 0o600)
+    os.unlink(candidate)
     try:
-        run(["nft", "--check", "--file", candidate])
+        _nft_check(conf, f"nft rejects {conf} with the generated rules included (the rules are moved back to {candidate})")
+    except StepError:
+        os.replace(rules, candidate)
+        raise
+    n_snat = text.count(" masquerade ")
+    n_rules = len([r for r in firewall.firewall_rules(ctx.install) if not r.startswith("#")])
+    return f"{rules}: input and forward policy drop, {n_snat} SNAT rules, {n_rules} rules from firewall_rules; nft --check of it and of {conf} passed"
+
+
+def _check_nftables_loader(conf: str) -> None:
+    """nftables.service loads the image's nftables.conf at boot: it must include the rules."""
+    loader = read(conf) if os.path.exists(conf) else ""
+    if not any(fnmatch.fnmatch(firewall.RULES_PATH, pattern) for pattern in firewall.nftables_includes(loader)):
+        raise StepError(
+            f"{conf} does not include {firewall.RULES_PATH}, so nftables.service would not load the firewall's rules at boot: "
+            f'the image must ship an {conf} with "flush ruleset" and include "/etc/nftables/*" (firewall/context/rootfs{conf})'
+        )
+
+
+def _nft_check(path: str, what: str) -> None:
+    try:
+        run(["nft", "--check", "--file", path])
     except StepError as e:
         hint = " (nft --check needs CAP_NET_ADMIN; in a container run it with --cap-add NET_ADMIN)" if "Operation not permitted" in str(e) else ""
-        raise StepError(f"nft rejects the generated rules (left in {candidate}){hint}: {e}") from None
-    write(ctx.os.nftables_conf, text, 0o755)
-    os.unlink(candidate)
-    return f"{ctx.os.nftables_conf}: input and forward policy drop, nft --check passed"
+        raise StepError(f"{what}{hint}: {e}") from None
+
+
+def firewall_units(ctx: Context) -> str:
+    """The add-ons' units (each in its VRF), the files they read and the directories an operator's
+    userdata fills; enabled in the services step, after the presets."""
+    inst = ctx.install
+    units = firewall.units(inst)
+    for u in units:
+        write(os.path.join(SYSTEMD_DIR, u.name), u.text)
+    write(firewall.UNITS_PRESET, firewall.units_preset(units))
+    for f in firewall.extra_files(inst):
+        write(f.path, f.text, f.mode)
+    for d in firewall.OPERATOR_DIRS:
+        os.makedirs(d, mode=0o750, exist_ok=True)
+    missing = [f"{u.program}" for u in units if not os.path.exists(u.program)]
+    return f"{len(units)} units in {SYSTEMD_DIR} ({', '.join(u.name for u in units)})" + (f"; the image lacks {', '.join(missing)}" if missing else "")
 
 
 # ---- 10. ssh ------------------------------------------------------------------------------------
@@ -338,14 +413,39 @@ def services(ctx: Context) -> str:
     if kept:
         summary += "; left alone: " + ", ".join(kept)
     if ctx.install.role == "firewall":
-        unit = render.chrony_vrf_unit(ctx.install)
-        if unit and any(os.path.exists(os.path.join(d, "chrony@.service")) for d in UNIT_DIRS):
-            # starts once the VRF device exists (the VRF layout creates it)
-            run(["systemctl", "enable", unit])
-            summary += f", {unit} enabled"
-        else:
-            summary += ", chrony keeps the image's presets (no chrony@.service template or no external VRF)"
+        summary += "; " + _enable_firewall_units(ctx)
     return summary
+
+
+def _enable_firewall_units(ctx: Context) -> str:
+    inst = ctx.install
+    enable: List[str] = []
+    left: List[str] = []
+    vrf = firewall.default_route_vrf(inst)
+    if vrf is None:
+        left.append("chrony@.service (no network has a default route)")
+    elif not any(os.path.exists(os.path.join(d, "chrony@.service")) for d in UNIT_DIRS):
+        left.append(f"chrony@{vrf}.service (the image has no chrony@.service template; chrony keeps the image's presets)")
+    else:
+        enable.append(f"chrony@{vrf}.service")  # starts once networkd has created the VRF device
+    operator = []
+    for u in firewall.units(inst):
+        if not u.enable:
+            operator.append(u.name)
+        elif not os.path.exists(u.program):
+            left.append(f"{u.name} (the image lacks {u.program})")
+        else:
+            enable.append(u.name)
+    if enable:
+        run(["systemctl", "enable"] + enable)
+    if "node-exporter.service" in enable and any(os.path.exists(os.path.join(d, "prometheus-node-exporter.service")) for d in UNIT_DIRS):
+        run(["systemctl", "disable", "prometheus-node-exporter.service"])  # one exporter on 9100
+    out = f"enabled: {', '.join(enable) or 'none'}"
+    if left:
+        out += f"; not enabled: {', '.join(left)}"
+    if operator:
+        out += f"; left to the operator's userdata: {', '.join(operator)}"
+    return out
 
 
 def build_meta(ctx: Context) -> str:
@@ -375,7 +475,7 @@ def plan(role: str) -> List[Step]:
         ("frr", frr),
     ]
     if role == "firewall":
-        steps.append(("nftables", nftables))
+        steps += [("nftables", nftables), ("firewall-units", firewall_units)]
     steps += [
         ("ssh-keys", ssh_keys),
         ("userdata", userdata),
