@@ -126,7 +126,7 @@ test('full disk: exit 3 before writing, with the fix', async () => {
     const r = await cli(['export', 'debian'], { env: { METAL_IMAGES_DIR: join(mnt, 'x') } });
     assert.is(r.code, 3);
     assert.match(r.stderr, /^error: not enough disk space in .*: 8\.0 MiB free, about .* needed$/m);
-    assert.match(r.stderr, /fix: free disk space/);
+    assert.match(r.stderr, /fix: free space on that file system \(df -h .*\) and re-run/);
     assert.equal(readdirSync(join(mnt, 'x', 'debian', '12')), []);
   } finally {
     sh(`umount ${mnt}`);

@@ -251,9 +251,10 @@ test(`the mounted layers (the default source) hold what docker export holds, ent
     // the export's source: the frame decodes to exactly what GNU tar writes from the mount
     const file = join(dir, 'img.tar.lz4');
     const sink = fileSink(file);
+    const mt = await findLz4Mt(); // before the source starts: its stdout is handed over in the tick it is created
     const source = await openTarSource(id, { mtimeEpoch: EPOCH });
+    await compressThreaded(source.stdout, { level: DEFAULT_LEVEL, threads: availableParallelism(), contentChecksum: true, bin: mt!.path, write: sink.write });
     assert.is(source.kind, 'mount');
-    await compressThreaded(source.stdout, { level: DEFAULT_LEVEL, threads: availableParallelism(), contentChecksum: true, bin: (await findLz4Mt())!.path, write: sink.write });
     await source.verify();
     await source.close();
     await sink.close();
