@@ -76,7 +76,7 @@ class Context:
         return self.inst
 
 
-# ---- inputs -------------------------------------------------------------------------------------
+# ---- 1. inputs -----------------------------------------------------------------------------------
 
 
 def check_input(ctx: Context) -> str:
@@ -160,7 +160,7 @@ def find_kernel(osd: OsData) -> Tuple[str, str]:
     return kernel, initrd
 
 
-# ---- what the untar lost ------------------------------------------------------------------------
+# ---- 2. what the untar lost ----------------------------------------------------------------------
 
 
 def permissions(ctx: Context) -> str:
@@ -184,7 +184,7 @@ def permissions(ctx: Context) -> str:
     return restored + "; /var/tmp 1777; " + " and ".join(secured) + " 0600"
 
 
-# ---- identity, resolver, time -------------------------------------------------------------------
+# ---- 3.-5. identity, resolver, time ---------------------------------------------------------------
 
 
 def hostname(ctx: Context) -> str:
@@ -207,7 +207,7 @@ def ntp(ctx: Context) -> str:
     return f"systemd-timesyncd: {servers}"
 
 
-# ---- user metal ---------------------------------------------------------------------------------
+# ---- 6. user metal ------------------------------------------------------------------------------
 
 
 def user(ctx: Context) -> str:
@@ -218,7 +218,7 @@ def user(ctx: Context) -> str:
     return f"{USER} (uid {UID}, group {ctx.os.sudo_group}, /bin/bash), console password set"
 
 
-# ---- network ------------------------------------------------------------------------------------
+# ---- 7.-9. network ------------------------------------------------------------------------------
 
 
 def network(ctx: Context) -> str:
@@ -272,7 +272,7 @@ def nftables(ctx: Context) -> str:
     return f"{ctx.os.nftables_conf}: input and forward policy drop, nft --check passed"
 
 
-# ---- ssh ----------------------------------------------------------------------------------------
+# ---- 10. ssh ------------------------------------------------------------------------------------
 
 
 def ssh_keys(ctx: Context) -> str:
@@ -303,7 +303,7 @@ def console(ctx: Context) -> str:
     return f"autologin of {USER} on {' and '.join(paths)}"
 
 
-# ---- userdata -----------------------------------------------------------------------------------
+# ---- 11. userdata -------------------------------------------------------------------------------
 
 
 class UserdataProblem(Exception):
@@ -385,7 +385,7 @@ def _ignition(ctx: Context) -> str:
     return f"Ignition config (spec {version}) applied (files stage) from {IGNITION_CONFIG}"
 
 
-# ---- boot ---------------------------------------------------------------------------------------
+# ---- 12. boot -----------------------------------------------------------------------------------
 
 
 def bootloader(ctx: Context) -> str:
@@ -432,7 +432,7 @@ def _disk_and_partition(dev: str) -> Tuple[str, str]:
     return "/dev/" + os.path.basename(os.path.dirname(sys_dir)), part
 
 
-# ---- identity of the installed system -----------------------------------------------------------
+# ---- 13. identity of the installed system -------------------------------------------------------
 
 
 def services(ctx: Context) -> str:
