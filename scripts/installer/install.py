@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, HERE)
 
-from metal_installer import perms, steps  # noqa: E402
+from metal_installer import perms, render, steps  # noqa: E402
 from metal_installer.system import LOG, StepError, which, write  # noqa: E402
 
 USAGE = "usage: install.py [--self-check] [--record-permissions]"
@@ -63,13 +63,16 @@ def self_check() -> int:
     except StepError as e:
         print(f"install.py --self-check: {e}", file=sys.stderr)
         return 1
-    tools = ["useradd", "userdel", "chpasswd", "vtysh", "systemctl", "blkid", "mdadm", "efibootmgr"]
+    # lldpd sends the phone-home (metal-core keeps the machine alive by it)
+    tools = ["useradd", "userdel", "chpasswd", "vtysh", "systemctl", "blkid", "mdadm", "efibootmgr", "lldpd"]
     tools += [osd.grub_install[0], osd.grub_mkconfig[0], osd.initramfs_update[0]]
     if osd.machine_type == "firewall":
         tools += ["nft", "chronyd"]
     elif osd.ntp_client == "chrony":
         tools.append("chronyd")
     missing = [t for t in tools if which(t) is None]
+    if osd.machine_type == "machine" and not os.access(render.AGETTY, os.X_OK):
+        missing.append(f"{render.AGETTY} (the console's autologin drop-ins run it)")
     if not (which("ignition") or which("cloud-init")):
         missing.append("ignition or cloud-init")
     problems = [f"missing commands: {', '.join(missing)}"] if missing else []

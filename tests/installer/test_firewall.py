@@ -51,7 +51,7 @@ class Check(unittest.TestCase):
             "install.yaml: networks bc830818-2df1-4904-8c40-4322296d393d and internet both have vrf 104009",
         )
         self.assertEqual(
-            self.error(FIXTURE.replace("    destinationprefixes:\n      - 0.0.0.0/0\n", "    destinationprefixes: []\n")),
+            self.error(FIXTURE.replace("destinationprefixes:\n        - 0.0.0.0/0\n", "destinationprefixes: []\n")),
             'install.yaml: external network internet has no "destinationprefixes": nothing would be routed into it',
         )
         no_external = FIXTURE.replace("    networktype: external\n", "    networktype: privatesecondaryshared\n").replace(
@@ -62,10 +62,10 @@ class Check(unittest.TestCase):
             "install.yaml: no external network and no shared network with a default route: a firewall routes the tenant network somewhere",
         )
         self.assertEqual(
-            self.error(FIXTURE.replace("    prefixes:\n      - 10.0.16.0/22\n", "    prefixes: []\n")),
+            self.error(FIXTURE.replace("prefixes:\n        - 10.0.16.0/22\n", "prefixes: []\n")),
             'install.yaml: a network has "nat: true", but the private primary network has no "prefixes" to translate',
         )
-        two = FIXTURE.replace("    networktype: external\n    underlay: false\n", "    networktype: underlay\n    underlay: true\n")
+        two = FIXTURE.replace("networktype: external\n", "networktype: underlay\n").replace("underlay: false\n      vrf: 104009\n", "underlay: true\n      vrf: 104009\n")
         self.assertEqual(self.error(two), "install.yaml: 2 underlay networks: a firewall needs exactly one (its VTEP address and BGP AS)")
 
 

@@ -3,11 +3,14 @@ and of the permissions record (perms.py). Exact strings: a change to a generated
 
 Run: python3 -m unittest discover -s tests/installer
 """
+import json
 import os
 import stat
 import sys
 import tempfile
 import unittest
+
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "installer"))
@@ -18,6 +21,64 @@ from metal_installer.config import parse_install_yaml, parse_os_yaml  # noqa: E4
 from test_config import OS_YAML, fixture  # noqa: E402
 
 H = render.HEADER
+
+MACHINE_FRR = f"""! {H[2:]}
+frr defaults datacenter
+hostname machine-fixture
+allow-reserved-ranges
+log syslog informational
+service integrated-vtysh-config
+!
+interface lan0
+ ipv6 nd ra-interval 6
+ no ipv6 nd suppress-ra
+!
+interface lan1
+ ipv6 nd ra-interval 6
+ no ipv6 nd suppress-ra
+!
+no zebra nexthop kernel enable
+!
+router bgp 4200003073
+ bgp router-id 10.0.17.2
+ bgp bestpath as-path multipath-relax
+ neighbor TOR peer-group
+ neighbor TOR remote-as external
+ neighbor TOR timers 2 8
+ neighbor lan0 interface peer-group TOR
+ neighbor lan1 interface peer-group TOR
+ neighbor LOCAL peer-group
+ neighbor LOCAL remote-as internal
+ neighbor LOCAL timers 2 8
+ neighbor LOCAL route-map local-in in
+ bgp listen range 0.0.0.0/0 peer-group LOCAL
+ !
+ address-family ipv4 unicast
+  redistribute connected
+  redistribute kernel
+  neighbor TOR route-map only-self-out out
+ exit-address-family
+ !
+ address-family ipv6 unicast
+  redistribute connected
+  redistribute kernel
+  neighbor TOR route-map only-self-out out
+  neighbor TOR activate
+ exit-address-family
+!
+bgp as-path access-list SELF permit ^$
+!
+route-map local-in permit 10
+ set weight 32768
+!
+route-map only-self-out permit 10
+ match as-path SELF
+!
+route-map only-self-out deny 99
+!
+line vty
+!
+"""
 
 
 class Machine(unittest.TestCase):
@@ -45,42 +106,115 @@ class Machine(unittest.TestCase):
         self.assertEqual(files["10-lan0.network"], f"{H}\n[Match]\nName=lan0\n\n[Network]\nIPv6AcceptRA=no\n")
 
     def test_frr(self):
-        conf = render.frr_conf(self.inst)
-        self.assertIn("\nrouter bgp 4200003073\n bgp router-id 10.0.17.2\n", conf)
-        self.assertIn(" neighbor lan0 interface peer-group TOR\n neighbor lan1 interface peer-group TOR\n", conf)
-        self.assertIn(" neighbor TOR timers 2 8\n", conf)
-        self.assertIn("bgp as-path access-list SELF permit ^$\n", conf)
-        self.assertIn("interface lan1\n ipv6 nd ra-interval 6\n no ipv6 nd suppress-ra\n", conf)
-        self.assertNotIn("LOOPBACKS", conf)
+        self.assertEqual(render.frr_conf(self.inst), MACHINE_FRR)
 
     def test_one_nic_peers_on_lan0_only(self):
-        text = fixture("machine.yaml").split("  - mac: \"00:03:00:11:12:01\"")[0] + "dns_servers: []\n"
+        text = fixture("machine.yaml")
+        text = text[: text.index('    - identifier: ""\n      mac: "00:03:00:11:12:01"')] + text[text.index("vpn: null"):]
         conf = render.frr_conf(parse_install_yaml(text, self.osd))
-        self.assertIn(" neighbor lan0 interface peer-group TOR\n !", conf)
+        self.assertIn(" neighbor lan0 interface peer-group TOR\n neighbor LOCAL peer-group\n", conf)
         self.assertNotIn("lan1", conf)
 
     def test_boot(self):
+        grub = render.grub_cmdline(self.inst, None)
+        self.assertEqual(grub, "console=ttyS1,115200n8 init=/sbin/init net.ifnames=0 biosdevname=0 nvme_core.io_timeout=300")
         cmdline = render.cmdline(self.inst, None)
-        self.assertEqual(
-            cmdline,
-            "console=ttyS1,115200n8 root=UUID=bbbce17d-e50e-4ce4-a645-2ec36ce41b36 init=/sbin/init net.ifnames=0 biosdevname=0 nvme_core.io_timeout=300",
-        )
+        # GRUB's linux line: grub-mkconfig's root=UUID=<fs> ro, then GRUB_CMDLINE_LINUX
+        self.assertEqual(cmdline, "root=UUID=bbbce17d-e50e-4ce4-a645-2ec36ce41b36 ro " + grub)
         self.assertEqual(render.cmdline(self.inst, "a:b:c:d").split(" ")[-3:], ["rdloaddriver=raid0", "rdloaddriver=raid1", "rd.md.uuid=a:b:c:d"])
         self.assertEqual(
             render.boot_info("/boot/vmlinuz-6.1", "/boot/initrd.img-6.1", cmdline, "metal-debian"),
             f"kernel: /boot/vmlinuz-6.1\ninitrd: /boot/initrd.img-6.1\ncmdline: {cmdline}\nbootloader_id: metal-debian\n",
         )
-        grub = render.grub_default(self.osd, self.inst, cmdline)
-        self.assertIn('\nGRUB_SERIAL_COMMAND="serial --unit=1 --speed=115200 --word=8 --parity=no --stop=1"\n', grub)
-        self.assertIn(f'\nGRUB_CMDLINE_LINUX="{cmdline}"\n', grub)
-        self.assertIn("\nGRUB_DISTRIBUTOR=metal-debian\n", grub)
+        self.assertEqual(
+            render.grub_default(self.osd, self.inst, grub),
+            f"""{H}
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=5
+GRUB_DISTRIBUTOR=metal-debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=ttyS1,115200n8 init=/sbin/init net.ifnames=0 biosdevname=0 nvme_core.io_timeout=300"
+GRUB_TERMINAL=serial
+GRUB_SERIAL_COMMAND="serial --unit=1 --speed=115200 --word=8 --parity=no --stop=1"
+""",
+        )
 
-    def test_build_meta_and_seed(self):
+    def test_build_meta(self):
         self.assertEqual(
             render.build_meta({"build_version": "v1-2-g3", "build_date": "2025-11-25T10:00:00Z", "build_commit": "abc"}, "Ignition v0.36.2", "8.4.4"),
             "---\nbuildVersion: v1-2-g3\nbuildDate: '2025-11-25T10:00:00Z'\nbuildSHA: abc\nignitionVersion: Ignition v0.36.2\nfrrVersion: 8.4.4\n",
         )
-        self.assertEqual(render.nocloud_meta_data(self.inst), "instance-id: 8db04025-af46-47c9-a5c4-2e2d3795e827\nlocal-hostname: machine-fixture\n")
+
+    def test_lldp_phone_home(self):
+        self.assertEqual(
+            render.lldpd_conf(self.inst),
+            f"""{H}
+# LLDP phone-home as metal-stack's go-lldpd sends it: metal-core on the leaves takes a frame
+# whose System Description contains "provisioned" as a sign of life of the machine named by its
+# System Name.
+configure system hostname 8db04025-af46-47c9-a5c4-2e2d3795e827
+configure system description "provisioned since 2025-11-25T10:00:00Z"
+configure system interface pattern lan*
+configure lldp portidsubtype ifname
+configure lldp tx-interval 2
+configure lldp tx-hold 2
+""",
+        )
+
+    def test_lldp_without_machineuuid_or_timestamp(self):
+        text = fixture("machine.yaml").replace("machineuuid: 8db04025-af46-47c9-a5c4-2e2d3795e827\n", "")
+        self.assertIsNone(render.lldpd_conf(parse_install_yaml(text, self.osd)))
+        text = fixture("machine.yaml").replace('timestamp: "2025-11-25T10:00:00Z"', 'timestamp: "2025-11-25 \\"x\\""')
+        self.assertIn('\nconfigure system description "provisioned since 2025-11-25 x"\n', render.lldpd_conf(parse_install_yaml(text, self.osd)))
+        text = fixture("machine.yaml").replace('timestamp: "2025-11-25T10:00:00Z"\n', "")
+        self.assertIn('\nconfigure system description "provisioned"\n', render.lldpd_conf(parse_install_yaml(text, self.osd)))
+
+    def test_autologin(self):
+        dropins = render.autologin_dropins(self.inst)
+        self.assertEqual([p for p, _ in dropins], ["serial-getty@ttyS1.service.d/10-metal-autologin.conf", "getty@tty1.service.d/10-metal-autologin.conf"])
+        head = f"{H}\n# Machines: the console logs user metal in without a password (firewalls keep asking).\n[Service]\nExecStart=\n"
+        self.assertEqual(dropins[0][1], head + "ExecStart=-/sbin/agetty -o '-p -f -- \\\\u' --keep-baud 115200,57600,38400,9600 --autologin metal - $TERM\n")
+        self.assertEqual(dropins[1][1], head + "ExecStart=-/sbin/agetty -o '-p -f -- \\\\u' --noclear --autologin metal - $TERM\n")
+        other = parse_install_yaml(fixture("machine.yaml").replace("console: ttyS1,115200n8", "console: ttyS0,9600n8"), self.osd)
+        path, text = render.autologin_dropins(other)[0]
+        self.assertEqual(path, "serial-getty@ttyS0.service.d/10-metal-autologin.conf")
+        self.assertIn(" --keep-baud 9600,115200,57600,38400 ", text)
+
+    def test_cloud_init_datasource(self):
+        ud = fixture("userdata-cluster-api.yaml")
+        cfg = render.cloud_init_cfg(self.inst, ud)
+        self.assertTrue(cfg.startswith(
+            "# written by the metal-stack installer from /etc/metal/userdata and install.yaml\n"
+            "# The userdata as cloud-init's NoCloud datasource config: ds-identify finds it here at boot\n"
+            "# (it runs before /var/lib is mounted), and cloud-init applies it at first boot.\n"
+            "datasource:\n  NoCloud:\n    meta-data:\n      instance-id: 8db04025-af46-47c9-a5c4-2e2d3795e827\n      local-hostname: machine-fixture\n"
+            "    user-data: |\n      ## template: jinja\n      #cloud-config\n\n      # Shaped like Cluster API"), cfg)
+        self.assertEqual(yaml.safe_load(cfg)["datasource"]["NoCloud"]["user-data"], ud)
+        # whatever the text, it comes back unchanged, and the keys ds-identify greps for start a line
+        for text in ("#cloud-config\nruncmd: []", "#cloud-config\na: 'x '  \n\tb\n", "#cloud-config\n\n\n", "#cloud-config\nk: \"\u00e9\u2713\"\n"):
+            with self.subTest(text=text):
+                cfg = render.cloud_init_cfg(self.inst, text)
+                self.assertEqual(yaml.safe_load(cfg)["datasource"]["NoCloud"]["user-data"], text)
+                keys = [line.strip().split(":")[0] for line in cfg.splitlines()]
+                self.assertLess(keys.index("NoCloud"), keys.index("meta-data"))
+                self.assertIn("user-data", keys)
+        without = parse_install_yaml(fixture("machine.yaml").replace("machineuuid: 8db04025-af46-47c9-a5c4-2e2d3795e827\n", ""), self.osd)
+        self.assertEqual(render.nocloud_instance_id(without), "metal-bbbce17d-e50e-4ce4-a645-2ec36ce41b36")
+
+    def test_jinja_instance_data(self):
+        data = json.loads(render.nocloud_instance_data(self.inst))
+        self.assertEqual(data["ds"]["meta_data"], {"instance-id": "8db04025-af46-47c9-a5c4-2e2d3795e827", "local-hostname": "machine-fixture"})
+        self.assertEqual((data["v1"]["instance_id"], data["v1"]["local_hostname"]), ("8db04025-af46-47c9-a5c4-2e2d3795e827", "machine-fixture"))
+
+    def test_userdata_error_report(self):
+        self.assertEqual(
+            render.userdata_error("ignition", "u: not JSON\n", "it was not applied", "2025-11-25T10:00:00Z"),
+            "# metal-stack installer, 2025-11-25T10:00:00Z\n"
+            "The ignition userdata (/etc/metal/userdata) has a problem: it was not applied\n"
+            "The installation went on without stopping: a failed installation would make the\n"
+            "metal-hammer reboot into PXE and install again, forever.\n\nu: not JSON\n",
+        )
+        self.assertIn("/etc/metal/userdata.error", render.userdata_motd())
 
     def test_output_parsers(self):
         self.assertEqual(render.parse_md_uuid("MD_LEVEL=raid1\nMD_UUID=4b2e1f3a:8c9d0e1f:2a3b4c5d:6e7f8091\nMD_NAME=any:root\n"), "4b2e1f3a:8c9d0e1f:2a3b4c5d:6e7f8091")

@@ -120,7 +120,7 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail
       const inst = await vm.ssh(['env', 'INSTALL_SKIP_BOOTLOADER=1', '/install.sh'], { nothrow: true, timeoutMs: 300_000 });
       installerLog = inst.stdout + inst.stderr;
       assert.is(inst.code, 0, `installer failed in the VM:\n${installerLog.slice(-3000)}`);
-      await vm.ssh(['systemctl', 'restart', 'frr']);
+      await vm.ssh(['systemctl', 'restart', 'frr', 'lldpd']);
       installedResults = mkdtempSync(join(tmpdir(), 'vmtest-installed-'));
       installed = await checkWithGoss(vm, INSTALLED, installedResults, { retry: { retryTimeout: '90s', sleep: '5s' } });
     },

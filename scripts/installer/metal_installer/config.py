@@ -293,15 +293,48 @@ def parse_console(value: str, file: str = INSTALL_YAML) -> Console:
     return Console(tty=m.group(1), unit=int(m.group(2)), speed=speed, parity=m.group(4) or "n", bits=int(m.group(5) or 8))
 
 
+# Cluster API's kubeadm bootstrap userdata starts with this line, #cloud-config follows on line 2;
+# cloud-init renders such userdata with Jinja before it reads it.
+JINJA_HEADER = "## template: jinja"
+CLOUD_CONFIG_HEADER = "#cloud-config"
+# a #cloud-config line this far down still marks cloud-config (REFERENCE §6.8)
+CLOUD_CONFIG_LINES = 3
+
+
 def userdata_kind(text: str) -> str:
-    """'none' (absent or blank), 'cloud-config' (first line holds #cloud-config) or 'ignition'."""
+    """'none' (absent or blank), 'cloud-config' (a #cloud-config line within the first three lines)
+    or 'ignition' (anything else)."""
     stripped = text.lstrip("\ufeff")
     if not stripped.strip():
         return "none"
-    first = stripped.splitlines()[0]
-    if "#cloud-config" in first:
+    if _cloud_config_line(stripped) is not None:
         return "cloud-config"
     return "ignition"
+
+
+def userdata_is_jinja(text: str) -> bool:
+    return text.lstrip("\ufeff").startswith(JINJA_HEADER)
+
+
+def cloud_config_payload(text: str) -> str:
+    """The userdata as cloud-init must get it: from the #cloud-config line on, behind the Jinja header
+    if there is one. cloud-init only takes a part for cloud-config if it starts with the header
+    (after the Jinja rendering), so lines before it (a comment, a blank line) would make it ignore
+    the whole userdata."""
+    stripped = text.lstrip("\ufeff")
+    lines = stripped.splitlines(keepends=True)
+    i = _cloud_config_line(stripped)
+    assert i is not None, "not cloud-config"
+    head = [lines[0]] if userdata_is_jinja(stripped) and i > 0 else []
+    return "".join(head + lines[i:])
+
+
+def _cloud_config_line(text: str) -> Optional[int]:
+    for i, line in enumerate(text.splitlines()[:CLOUD_CONFIG_LINES]):
+        # not #cloud-config-archive or #cloud-config-jsonp, which cloud-init reads differently
+        if _CLOUD_CONFIG.match(line.strip()):
+            return i
+    return None
 
 
 def check_ignition(text: str, file: str) -> str:
@@ -311,7 +344,7 @@ def check_ignition(text: str, file: str) -> str:
     try:
         doc = json.loads(text)
     except ValueError as e:
-        raise InputError(f"{file}: userdata is neither cloud-config (no #cloud-config on the first line) nor an Ignition JSON config ({e})") from None
+        raise InputError(f"{file}: userdata is neither cloud-config (no #cloud-config in the first {CLOUD_CONFIG_LINES} lines) nor an Ignition JSON config ({e})") from None
     version = doc.get("ignition", {}).get("version") if isinstance(doc, dict) else None
     if not isinstance(version, str) or not version.startswith("2."):
         raise InputError(f'{file}: Ignition config has "ignition.version" {json.dumps(version)}: this image runs Ignition spec 2.x (e.g. "2.3.0")')
@@ -324,6 +357,7 @@ _HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CONSOLE = re.compile(r"^(ttyS(\d+)),(\d+)(?:([noe])([5-8]))?$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_CLOUD_CONFIG = re.compile(r"^#cloud-config(\s|$)")
 _ARGV0 = re.compile(r"^[A-Za-z0-9_./+-]+$")
 
 _MISSING = object()

@@ -9,13 +9,26 @@ import glob
 import grp
 import os
 import pwd
+import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 import yaml
 
 from . import firewall, perms, render
-from .config import INSTALL_YAML, Install, InputError, OsData, check_ignition, parse_install_yaml, parse_os_yaml, userdata_kind
+from .config import (
+    INSTALL_YAML,
+    Install,
+    InputError,
+    OsData,
+    check_ignition,
+    cloud_config_payload,
+    parse_install_yaml,
+    parse_os_yaml,
+    userdata_is_jinja,
+    userdata_kind,
+)
 from .system import LOG, StepError, read, run, which, write
 
 USERDATA = "/etc/metal/userdata"
@@ -25,7 +38,11 @@ BUILD_YAML = "/etc/metal/build.yaml"
 BUILD_META = "/etc/metal/build-meta.yaml"
 NETWORK_DIR = "/etc/systemd/network"
 FRR_CONF = "/etc/frr/frr.conf"
-NOCLOUD_SEED = "/var/lib/cloud/seed/nocloud"
+CLOUD_INIT_CFG = "/etc/cloud/cloud.cfg.d/99_metal_userdata.cfg"
+USERDATA_ERROR = "/etc/metal/userdata.error"
+USERDATA_MOTD = "/etc/motd.d/metal-userdata"
+LLDPD_CONF = "/etc/lldpd.d/metal-phone-home.conf"
+SYSTEMD_DIR = "/etc/systemd/system"
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 SYSTEMD_DIR = "/etc/systemd/system"
 USER = "metal"
@@ -44,6 +61,7 @@ class Context:
     inst: Optional[Install] = None
     userdata: str = ""
     userdata_kind: str = "none"
+    userdata_problem: str = ""
     kernel: str = ""
     initrd: str = ""
     md_uuid: Optional[str] = None
@@ -72,13 +90,16 @@ def check_input(ctx: Context) -> str:
         ctx.inst = parse_install_yaml(read(INSTALL_YAML), ctx.os)
         if ctx.inst.role == "firewall":
             firewall.check(ctx.inst, INSTALL_YAML)
-        if os.path.exists(USERDATA):
-            ctx.userdata = read(USERDATA)
-        ctx.userdata_kind = userdata_kind(ctx.userdata)
-        if ctx.userdata_kind == "ignition":
-            check_ignition(ctx.userdata, USERDATA)
     except InputError as e:
         raise StepError(str(e)) from None
+    # the userdata is only looked at here; whatever is wrong with it is reported by the userdata
+    # step and does not stop the installation
+    try:
+        if os.path.exists(USERDATA):
+            ctx.userdata = read(USERDATA)
+    except (OSError, UnicodeDecodeError) as e:
+        ctx.userdata_problem = f"{USERDATA} cannot be read: {e}"
+    ctx.userdata_kind = "unreadable" if ctx.userdata_problem else userdata_kind(ctx.userdata)
     inst, osd = ctx.install, ctx.os
 
     try:
@@ -94,10 +115,6 @@ def check_input(ctx: Context) -> str:
         tools += ["nft", "chronyd"]
     elif osd.ntp_client == "chrony":
         tools.append("chronyd")
-    if ctx.userdata_kind == "cloud-config":
-        tools.append("cloud-init")
-    if ctx.userdata_kind == "ignition":
-        tools.append("ignition")
     if not ctx.skip_bootloader:
         tools += [osd.grub_install[0], osd.grub_mkconfig[0]]
         if inst.raidenabled:
@@ -116,11 +133,13 @@ def check_input(ctx: Context) -> str:
         ctx.notes.append("no sshpublickey: user metal can log in on the console only")
     if len(inst.dns_servers) > 3:
         ctx.notes.append(f"{len(inst.dns_servers)} dns_servers: the resolver uses the first three only")
+    if not inst.machineuuid:
+        ctx.notes.append("no machineuuid: LLDP sends no phone-home, so metal-core will not see this machine as alive")
     for n in ctx.notes:
         LOG.line("  note: " + n)
     return (
         f"role {inst.role}, hostname {inst.hostname}, {osd.os} {osd.version}, {len(inst.nics)} NICs, "
-        f"{len(inst.networks)} networks, userdata {ctx.userdata_kind}, kernel {ctx.kernel}"
+        f"{len(inst.networks)} networks, userdata {ctx.userdata_kind}{' (Jinja template)' if userdata_is_jinja(ctx.userdata) else ''}, kernel {ctx.kernel}"
         + (f", {SKIP_BOOTLOADER_ENV}=1" if ctx.skip_bootloader else "")
     )
 
@@ -162,7 +181,14 @@ def permissions(ctx: Context) -> str:
     # systemd-detect-virt would take the machine for a docker container
     if os.path.lexists("/.dockerenv"):
         os.unlink("/.dockerenv")
-    return restored + "; /var/tmp 1777"
+    # they hold the console password and maybe the userdata's secrets; the hammer may write them 0644
+    secured = []
+    for p in (INSTALL_YAML, USERDATA):
+        if os.path.isfile(p) and not os.path.islink(p):
+            os.chown(p, 0, 0)
+            os.chmod(p, 0o600)
+            secured.append(os.path.basename(p))
+    return restored + "; /var/tmp 1777; " + " and ".join(secured) + " 0600"
 
 
 # ---- 3.-5. identity, resolver, time ---------------------------------------------------------------
@@ -254,6 +280,18 @@ def frr(ctx: Context) -> str:
     return f"{FRR_CONF}: AS {ctx.install.asn}, router-id {ctx.install.router_id}{vrfs}, vtysh --dryrun passed"
 
 
+def lldp(ctx: Context) -> str:
+    """lldpd announces the machine's phone-home (REFERENCE §10); lldpd reads the file when it starts."""
+    text = render.lldpd_conf(ctx.install)
+    if text is None:
+        if os.path.lexists(LLDPD_CONF):
+            os.unlink(LLDPD_CONF)
+        return f"no machineuuid in {INSTALL_YAML}: no phone-home configured, lldpd sends its defaults"
+    write(LLDPD_CONF, text)
+    tool = "" if which("lldpd") else " (WARNING: the image has no lldpd)"
+    return f"{LLDPD_CONF}: System Name {ctx.install.machineuuid}, every {render.LLDP_TX_INTERVAL}s on {render.LAN_PATTERN}{tool}"
+
+
 def nftables(ctx: Context) -> str:
     """The firewall's rules go to /etc/nftables/rules; the image's nftables.conf (which
     nftables.service loads at boot) flushes the ruleset and includes them."""
@@ -325,28 +363,101 @@ def ssh_keys(ctx: Context) -> str:
     return f"{path}: {len(keys)} key(s)"
 
 
+# ---- machine consoles ---------------------------------------------------------------------------
+
+
+def console(ctx: Context) -> str:
+    """Machines: the gettys of the serial console and of tty1 log metal in without a password."""
+    for old in glob.glob(os.path.join(SYSTEMD_DIR, "*getty@*.service.d", "10-metal-autologin.conf")):
+        os.unlink(old)  # an earlier run's console
+    paths = []
+    for rel, text in render.autologin_dropins(ctx.install):
+        path = os.path.join(SYSTEMD_DIR, rel)
+        write(path, text)
+        paths.append(os.path.dirname(rel))
+    return f"autologin of {USER} on {' and '.join(paths)}"
+
+
 # ---- 11. userdata -------------------------------------------------------------------------------
 
 
+class UserdataProblem(Exception):
+    """The userdata cannot (fully) take effect. Reported, never fatal: a failed installation makes
+    the metal-hammer reboot into PXE and install again, forever."""
+
+    def __init__(self, problem: str, applied: str) -> None:
+        super().__init__(problem)
+        self.problem, self.applied = problem, applied
+
+
 def userdata(ctx: Context) -> str:
-    if ctx.userdata_kind == "none":
+    for p in (CLOUD_INIT_CFG, IGNITION_CONFIG, USERDATA_ERROR, USERDATA_MOTD):
+        if os.path.lexists(p):
+            os.unlink(p)  # an earlier run's
+    kind = ctx.userdata_kind
+    if kind == "none":
         return f"no userdata ({USERDATA} absent or empty)"
-    if ctx.userdata_kind == "cloud-config":
-        try:
-            run(["cloud-init", "schema", "--config-file", USERDATA])
-        except StepError as e:
-            raise StepError(f"the cloud-config userdata is invalid: {e}") from None
-        # the image's cloud-init reads it at first boot from the NoCloud seed
-        write(os.path.join(NOCLOUD_SEED, "user-data"), ctx.userdata, 0o600)
-        write(os.path.join(NOCLOUD_SEED, "meta-data"), render.nocloud_meta_data(ctx.install), 0o600)
-        return f"cloud-config valid, seeded for cloud-init in {NOCLOUD_SEED}"
+    try:
+        if kind == "unreadable":
+            raise UserdataProblem(ctx.userdata_problem, "it was not applied")
+        return _cloud_config(ctx) if kind == "cloud-config" else _ignition(ctx)
+    except UserdataProblem as e:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write(USERDATA_ERROR, render.userdata_error(kind, e.problem, e.applied, when), 0o600)
+        write(USERDATA_MOTD, render.userdata_motd())
+        first = e.problem.strip().splitlines()[0] if e.problem.strip() else "?"
+        LOG.line(f"WARNING: userdata ({kind}): {e.applied}: {first}")
+        LOG.line(f"WARNING: the installation goes on; details in {USERDATA_ERROR}, the login banner points there")
+        return f"WARNING {kind} userdata: {e.applied} (see {USERDATA_ERROR})"
+
+
+def _cloud_config(ctx: Context) -> str:
+    """Handed to the image's cloud-init as NoCloud datasource config, which ds-identify finds at boot
+    even with /var/lib on its own partition (render.cloud_init_cfg). The schema check only reports:
+    cloud-init applies what it can, as it would anywhere."""
+    payload = cloud_config_payload(ctx.userdata)
+    if which("cloud-init") is None:
+        raise UserdataProblem("the image has no cloud-init", "it cannot take effect")
+    write(CLOUD_INIT_CFG, render.cloud_init_cfg(ctx.install, payload), 0o600)
+    jinja = userdata_is_jinja(payload)
+    dropped = len(ctx.userdata.lstrip("\ufeff").splitlines()) - len(payload.splitlines())
+    handed = f"handed to cloud-init in {CLOUD_INIT_CFG}" + (f" ({dropped} line(s) before #cloud-config left out)" if dropped else "")
+    try:
+        _check_cloud_config(ctx, payload, jinja)
+    except StepError as e:
+        raise UserdataProblem(f"cloud-init's schema check fails:\n{e}", f"it was {handed} as it is, but cloud-init will report errors") from None
+    return f"cloud-config{' (Jinja template, rendered by cloud-init at boot)' if jinja else ''} valid, {handed}; cloud-init applies it at first boot"
+
+
+def _check_cloud_config(ctx: Context, payload: str, jinja: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="metal-userdata-") as d:
+        os.chmod(d, 0o700)
+        config = os.path.join(d, "user-data")
+        write(config, payload, 0o600)
+        if jinja:
+            # what cloud-init will render at boot, with what the NoCloud datasource then knows
+            data = os.path.join(d, "instance-data.json")
+            write(data, render.nocloud_instance_data(ctx.install), 0o600)
+            rendered = run(["cloud-init", "devel", "render", config, "--instance-data", data], quiet=True)
+            write(config, rendered, 0o600)
+        # quiet: schema errors quote the userdata, which stays out of the log (it goes to USERDATA_ERROR)
+        run(["cloud-init", "schema", "--config-file", config], quiet=True)
+
+
+def _ignition(ctx: Context) -> str:
+    try:
+        version = check_ignition(ctx.userdata, USERDATA)
+    except InputError as e:
+        raise UserdataProblem(str(e), "it was not applied") from None
+    if which("ignition") is None:
+        raise UserdataProblem("the image has no ignition", "it was not applied")
     write(IGNITION_CONFIG, ctx.userdata, 0o600)
     try:
         # the "file" OEM reads config.ign from the working directory
         run(["ignition", "-oem", "file", "-stage", "files", "-log-to-stdout"], cwd=os.path.dirname(IGNITION_CONFIG))
     except StepError as e:
-        raise StepError(f"Ignition failed to apply the userdata: {e}") from None
-    return f"Ignition config applied (files stage) from {IGNITION_CONFIG}"
+        raise UserdataProblem(f"Ignition failed: {e}", "it may be applied in part") from None
+    return f"Ignition config (spec {version}) applied (files stage) from {IGNITION_CONFIG}"
 
 
 # ---- 12. boot -----------------------------------------------------------------------------------
@@ -358,7 +469,8 @@ def bootloader(ctx: Context) -> str:
         ctx.md_uuid = _md_uuid(inst.root_uuid)
     kernel_cmdline = render.cmdline(inst, ctx.md_uuid)
     write(BOOT_INFO, render.boot_info(ctx.kernel, ctx.initrd, kernel_cmdline, osd.bootloader_id))
-    write("/etc/default/grub", render.grub_default(osd, inst, kernel_cmdline))
+    # grub-mkconfig puts root=UUID=<fs> ro in front: the same line as boot-info.yaml's
+    write("/etc/default/grub", render.grub_default(osd, inst, render.grub_cmdline(inst, ctx.md_uuid)))
     if ctx.skip_bootloader:
         return f"{BOOT_INFO} and /etc/default/grub written; grub-install, {osd.grub_mkconfig[0]}, efibootmgr skipped ({SKIP_BOOTLOADER_ENV}=1)"
     if inst.raidenabled:
@@ -473,11 +585,14 @@ def plan(role: str) -> List[Step]:
         ("user", user),
         ("network", network),
         ("frr", frr),
+        ("lldp", lldp),
     ]
     if role == "firewall":
         steps += [("nftables", nftables), ("firewall-units", firewall_units)]
+    steps.append(("ssh-keys", ssh_keys))
+    if role == "machine":
+        steps.append(("console", console))
     steps += [
-        ("ssh-keys", ssh_keys),
         ("userdata", userdata),
         ("bootloader", bootloader),
         ("services", services),
