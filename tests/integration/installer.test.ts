@@ -16,10 +16,11 @@ import * as assert from 'uvu/assert';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { ROOT } from '../../scripts/lib/config.ts';
 import { DOCKER_ENV, buildArgv, imageExists } from '../../scripts/lib/docker.ts';
-import { imageTag, listOsFolders, loadImageDef, type ImageDef } from '../../scripts/lib/image-def.ts';
+import { FINALIZE_DIR, imageTag, listOsFolders, loadImageDef, type ImageDef } from '../../scripts/lib/image-def.ts';
+import { osYaml } from '../../scripts/steps/build.ts';
 import { run } from '../../scripts/lib/shell.ts';
 import { referenceDir, referenceFile } from '../helpers/reference.ts';
 
@@ -32,12 +33,17 @@ const H = '# written by the metal-stack installer from /etc/metal/install.yaml';
 const PASSWORD = 'metal-fixture-password';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIKaWn6VLuC9PCOSqivPgj0MeuLDeEPKhrVEl+bzte4U metal-fixture@tests';
 
-/** The lines each OS's Dockerfile carries (after its last package install, before the build metadata). */
-export const DOCKERFILE_LINES = [
-  'COPY installer/ /etc/metal/installer/',
-  'RUN install -m 0755 /etc/metal/installer/install.sh /install.sh \\',
-  ' && python3 /etc/metal/installer/install.py --self-check --record-permissions',
-];
+/**
+ * The finalize stage's installer lines (layers/finalize/Dockerfile, which every image passes
+ * through): from `COPY installer/` to the end of the RUN after it, read from that file.
+ */
+export const DOCKERFILE_LINES = ((): string[] => {
+  const lines = readFileSync(join(ROOT, FINALIZE_DIR, 'Dockerfile'), 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith('COPY installer/'));
+  let end = start + 1;
+  while (lines[end]!.endsWith('\\')) end++;
+  return lines.slice(start, end + 1);
+})();
 
 // ---- images under test -----------------------------------------------------------------------
 
@@ -70,10 +76,6 @@ function allDefs(unloadable: string[]): ImageDef[] {
   return out;
 }
 
-/** os.yaml as scripts/steps/build.ts stageContext() writes it. */
-function osYaml(def: ImageDef): string {
-  return stringify({ os: def.os, version: def.version, machine_type: def.machine_type, ...def.contract });
-}
 
 /** Build the derived image: base + the working tree's installer. `extra` lines go before the installer's. */
 async function derive(def: ImageDef, base: string, tag: string, extra: string[] = []): Promise<void> {
@@ -474,7 +476,7 @@ const RECORD_NOW = 'import sys; sys.path.insert(0, "/etc/metal/installer"); from
 test('every built image ships /install.sh, the installer, its own os.yaml and a current permissions record', async () => {
   await ready();
   for (const t of targets) {
-    const fix = `add to ${t.def.os}/Dockerfile, after the last package install and before the build-metadata layer:\n${DOCKERFILE_LINES.join('\n')}`;
+    const fix = `it must pass through ${FINALIZE_DIR}/Dockerfile (make ${t.def.os}), whose installer lines are:\n${DOCKERFILE_LINES.join('\n')}`;
     const r = await run(['docker', 'run', '--rm', '--network', 'none', t.base, 'sh', '-c',
       'test -x /install.sh && test -f /etc/metal/installer/install.py && test -s /etc/metal/installer/permissions.tsv && cat /etc/metal/installer/os.yaml'], { nothrow: true });
     assert.is(r.code, 0, `${t.base} lacks the installer: ${fix}`);
