@@ -34,7 +34,6 @@ export interface PromoteOptions {
   env: Env;
   /** YYYYMMDD; default DATE from the environment, or the date of a release pipeline. */
   date?: string;
-  now?: Date;
   force?: boolean;
   dryRun?: boolean;
   quiet?: boolean;
@@ -54,14 +53,14 @@ export interface PromotedObject {
 }
 
 /** The release to promote to: the DATE given, or the date of a tag pipeline. */
-export function promoteTarget(date: string | undefined, env: Env, now: Date): PublishTarget {
+export function promoteTarget(date: string | undefined, env: Env): PublishTarget {
   if (date) {
     if (!isDate(date)) throw new UsageError(`DATE=${date} is not a date YYYYMMDD`, 'e.g. make promote DATE=20230710');
     return parsePrefix(date, 'DATE');
   }
   let t: PublishTarget | null = null;
   try {
-    t = resolvePublishTarget(env, now);
+    t = resolvePublishTarget(env);
   } catch {
     t = null;
   }
@@ -77,10 +76,9 @@ interface Source {
 export async function promote(o: PromoteOptions): Promise<{ target: PublishTarget; objects: PromotedObject[] }> {
   const say = o.quiet ? () => {} : info;
   const phase = phaseRunner(o.steps);
-  const now = o.now ?? new Date();
   const baseUrl = normalizeBaseUrl(o.env.PUBLIC_BASE_URL);
   const target = await phase('resolve target', async () => {
-    const t = promoteTarget(o.date ?? o.env.DATE, o.env, now);
+    const t = promoteTarget(o.date ?? o.env.DATE, o.env);
     say(`promoting ${STABLE_PREFIX}/ to ${t.prefix}/ (${t.reason})`);
     return t;
   });

@@ -67,7 +67,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const baseUrl = normalizeBaseUrl(o.env.PUBLIC_BASE_URL);
 
   const target = await phase('resolve target', async () => {
-    const t = resolvePublishTarget(o.env, now);
+    const t = resolvePublishTarget(o.env);
     say(`publishing to ${t.prefix}/ (${t.reason})`);
     return t;
   });

@@ -9,7 +9,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYS, ROOT, type Env } from '../../scripts/lib/config.ts';
-import { PreconditionError, ToolError } from '../../scripts/lib/errors.ts';
+import { PreconditionError, ToolError, UsageError } from '../../scripts/lib/errors.ts';
 import { formatMd5File, parseMd5File } from '../../scripts/lib/md5file.ts';
 import { run, stream } from '../../scripts/lib/shell.ts';
 import { downloads } from '../../scripts/release/downloads.ts';
@@ -156,11 +156,19 @@ test('release: a GitHub date tag publishes under the date, without no-store', as
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
 });
 
-test('release: a GitLab tag that is not a date publishes under today (UTC)', async () => {
-  const r = await publish({ env: envFor({ CI_COMMIT_TAG: 'v0.1.0', CI_COMMIT_REF_NAME: 'v0.1.0' }), imagesDir, quiet: true, now: new Date('2024-02-29T23:30:00Z') });
-  assert.is(r.target.prefix, 'metal-os/20240229');
-  assert.is(r.objects[0]!.id, 'debian-12.0.20240229');
-  assert.is(await text('metal-os/20240229/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
+test('a tag that is not a calendar date publishes nothing (no immutable release under today\'s date)', async () => {
+  const now = new Date('2024-02-29T23:30:00Z');
+  for (const env of [{ CI_COMMIT_TAG: 'v1.2.3' }, { CI_COMMIT_TAG: '20230231' }, { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/' }]) {
+    const e = await rejects(publish({ env: envFor(env), imagesDir, quiet: true, now }));
+    assert.instance(e, UsageError);
+    assert.match(e.message, /^(GitLab|GitHub) .*: releases are published as metal-os\/<YYYYMMDD>\/$/);
+  }
+  const store = new Store(storeSettings(server.env));
+  try {
+    assert.equal(await store.list('metal-os/20240229'), []);
+  } finally {
+    store.destroy();
+  }
 });
 
 test('pull request: a GitLab branch without CI_COMMIT_REF_SLUG gets the computed slug', async () => {
