@@ -149,7 +149,9 @@ test('downloads table', () => {
 
 test('store settings from the environment', () => {
   const full = { S3_ENDPOINT: 'http://127.0.0.1:7070/', S3_BUCKET: 'images', S3_ACCESS_KEY_ID: 'AK', S3_SECRET_ACCESS_KEY: 'sekrit' };
-  assert.equal(storeSettings(full), { endpoint: 'http://127.0.0.1:7070', region: 'us-east-1', bucket: 'images', forcePathStyle: true, accessKeyId: 'AK', secretAccessKey: 'sekrit' });
+  assert.equal(storeSettings(full), { stallTimeoutMs: 30_000, endpoint: 'http://127.0.0.1:7070', region: 'us-east-1', bucket: 'images', forcePathStyle: true, accessKeyId: 'AK', secretAccessKey: 'sekrit' });
+  assert.is(storeSettings({ ...full, S3_STALL_TIMEOUT: '2.5' }).stallTimeoutMs, 2500);
+  throws(() => storeSettings({ ...full, S3_STALL_TIMEOUT: '0' }), UsageError, 'S3_STALL_TIMEOUT=0 is not a number of seconds from 1 to 3600');
   assert.is(storeSettings({ ...full, S3_FORCE_PATH_STYLE: '0' }).forcePathStyle, false);
   assert.is(storeSettings({ ...full, S3_ENDPOINT: undefined }).forcePathStyle, false);
   throws(() => storeSettings({ ...full, S3_BUCKET: undefined }), PreconditionError, 'S3_BUCKET is not set', 'set S3_BUCKET in .env (see .env.example)');
