@@ -10,7 +10,13 @@ OSES := $(sort $(patsubst %/image.yaml,%,$(wildcard */image.yaml)))
 NODE_STAMP := node_modules/.package-lock.json
 CLI := node --import tsx scripts/cli.ts
 
-export DRY_RUN FORCE DATE BASE SKIP_VM_TEST METAL_ACCEL METAL_DEBUG
+# Variables given on make's command line reach the CLI as data, never as shell text: each one's
+# unexpanded value goes to the CLI's environment as METAL_MAKE_<name> (and not under its own name),
+# and the CLI checks it (scripts/lib/config.ts: OS, PREFIX, FORCE and the keys of .env.example).
+# No recipe pastes a variable, so each recipe's exit status is the CLI's (make: *** ... Error 3).
+# Nothing else is exported: a variable nobody set reaches no environment, and .env applies.
+MAKE_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
+$(foreach v,$(MAKE_VARS),$(eval export METAL_MAKE_$(v) := $$(value $(v)))$(eval unexport $(v)))
 
 .PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest bench check $(OSES)
 
@@ -18,7 +24,7 @@ help:
 	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
 	@echo "          make <os> BASE=<variant>  (e.g. make firewall BASE=debian)"
 	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make bench OS=<os>"
-	@echo "Publish:  make release [DRY_RUN=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
+	@echo "Publish:  make release [DRY_RUN=1] [FORCE=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
 
 # npm ci only when the lock file changed: everything else is installed by `scripts/cli.ts setup`.
@@ -31,24 +37,23 @@ setup: $(NODE_STAMP)
 
 $(OSES): $(NODE_STAMP)
 	@$(CLI) setup --quiet
-	@$(CLI) build $@ $(if $(BASE),--variant=$(BASE))
+	@$(CLI) build $@
 
 all: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	@$(CLI) all
 
 lint vmtest bench export: $(NODE_STAMP)
-	@test -n "$(OS)" || { echo "error: OS is not set"; echo "  fix: make $@ OS=debian"; exit 2; }
-	@$(CLI) $@ $(OS) $(if $(BASE),--variant=$(BASE))
+	@$(CLI) $@
 
 release: $(NODE_STAMP)
 	@$(CLI) release
 
 promote: $(NODE_STAMP)
-	@$(CLI) promote $(DATE)
+	@$(CLI) promote
 
 downloads: $(NODE_STAMP)
-	@$(CLI) downloads $(PREFIX)
+	@$(CLI) downloads
 
 check: $(NODE_STAMP)
 	@$(CLI) check
@@ -71,5 +76,7 @@ test-slow: $(NODE_STAMP)
 
 # Anything else is a typo or an OS folder that does not exist.
 Makefile package-lock.json: ;
+# The target name is written by make itself, not pasted into a shell line.
 %:
-	@echo 'error: unknown OS or target "$@" (images: $(OSES))' >&2; echo '  fix: make help' >&2; exit 2
+	$(file >>/dev/stderr,error: unknown OS or target "$@" (images: $(OSES)))$(file >>/dev/stderr,  fix: make help)
+	@exit 2

@@ -3,36 +3,25 @@
 // codes here and only here (STYLE.md §7): usage 2, precondition 3, tool failure 1, Ctrl-C 130.
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
-import { MetalError, ToolError, UsageError } from './lib/errors.ts';
+import { failureReport, UsageError } from './lib/errors.ts';
 import { setDebug, isDebug } from './lib/log.ts';
 import { setDryRun } from './lib/shell.ts';
-import { config, flag } from './lib/config.ts';
+import { config } from './lib/config.ts';
 import { runCleanups } from './lib/cleanup.ts';
+import { parseArgs, withMakeArgs, type Args } from './lib/args.ts';
 
-export interface Args {
-  command: string;
-  positional: string[];
-  flags: Record<string, string | true>;
-}
-
-export function parseArgs(argv: string[]): Args {
-  const [command = 'help', ...rest] = argv;
-  const positional: string[] = [];
-  const flags: Record<string, string | true> = {};
-  for (const a of rest) {
-    const m = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(a);
-    if (m) flags[m[1]!] = m[2] ?? true;
-    else positional.push(a);
-  }
-  return { command, positional, flags };
-}
+export { parseArgs, type Args };
 
 const COMMANDS = ['build', 'all', 'setup', 'export', 'lint', 'vmtest', 'bench', 'release', 'promote', 'downloads', 'check', 'help'];
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.flags['debug']) setDebug(true);
-  if (args.flags['dry-run'] || flag(config().env, 'DRY_RUN')) setDryRun(true);
+  const own = parseArgs(process.argv.slice(2));
+  if (own.flags['debug']) setDebug(true);
+  // The configuration (make's variables, the environment, .env) is read and checked here, once.
+  const cfg = config();
+  if (cfg.debug) setDebug(true);
+  if (own.flags['dry-run'] || cfg.dryRun) setDryRun(true);
+  const args = withMakeArgs(own, cfg.makeArgs, cfg.env);
   if (args.command === 'help' || !COMMANDS.includes(args.command)) {
     const known = COMMANDS.filter((c) => c !== 'help').join(', ');
     if (args.command !== 'help') throw new UsageError(`unknown command "${args.command}" (known: ${known})`, 'run make help');
@@ -46,23 +35,14 @@ async function main(): Promise<void> {
 }
 
 function report(e: unknown): number {
-  if (e instanceof MetalError) {
-    console.error(chalk.red(`error: ${e.message}`));
-    if (e instanceof ToolError && e.stderrTail) console.error(chalk.gray(e.stderrTail.replace(/^/gm, '  | ')));
-    if (e.hint) console.error(`  fix: ${e.hint}`);
-    if (isDebug() && e.stack) console.error(chalk.gray(e.stack));
-    return e.exitCode;
-  }
-  const err = e as NodeJS.ErrnoException;
-  if (err?.code === 'ENOSPC') {
-    console.error(chalk.red(`error: no space left on device${err.path ? ` writing ${err.path}` : ''}`));
-    console.error('  fix: free disk space (df -h; docker system prune) and re-run');
-    return 3;
-  }
-  console.error(chalk.red(`error: ${err?.message ?? String(e)}`));
-  if (isDebug() && err?.stack) console.error(chalk.gray(err.stack));
-  else console.error(chalk.gray('  (re-run with METAL_DEBUG=1 for the stack trace)'));
-  return 1;
+  const r = failureReport(e);
+  console.error(chalk.red(`error: ${r.message}`));
+  if (r.detail) console.error(chalk.gray(r.detail.replace(/^/gm, '  | ')));
+  if (r.hint) console.error(`  fix: ${r.hint}`);
+  const stack = (e as Error)?.stack;
+  if (isDebug() && stack) console.error(chalk.gray(stack));
+  else if (r.unexpected) console.error(chalk.gray('  (re-run with METAL_DEBUG=1 for the stack trace)'));
+  return r.exitCode;
 }
 
 let interrupted = false;

@@ -10,7 +10,7 @@ import { promote } from '../release/promote.ts';
 export async function main(args: Args): Promise<void> {
   if (args.positional.length > 1) throw new UsageError(`promote takes one date (got ${args.positional.join(' ')})`, 'run make promote DATE=YYYYMMDD');
   const cfg = config();
-  const { target, objects } = await promote({ env: cfg.env, date: args.positional[0], dryRun: isDryRun(), force: flag(cfg.env, 'FORCE'), steps: new Steps() });
+  const { target, objects } = await promote({ env: cfg.env, date: args.positional[0], dryRun: isDryRun(), force: flag(cfg.env, 'METAL_FORCE'), steps: new Steps() });
   info('');
   info(table([['image', 'key', 'action', 'size', 'url'], ...objects.map((o) => [o.id, o.key, o.action, formatBytes(o.size), o.url])]));
   const count = (a: string): number => objects.filter((o) => o.action === a).length;

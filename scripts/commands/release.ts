@@ -10,7 +10,7 @@ import { publish } from '../release/publish.ts';
 export async function main(args: Args): Promise<void> {
   if (args.positional.length > 0) throw new UsageError(`release takes no arguments (got ${args.positional.join(' ')})`, 'run make release [DRY_RUN=1]');
   const cfg = config();
-  const { target, objects } = await publish({ env: cfg.env, imagesDir: cfg.imagesDir, dryRun: isDryRun(), force: flag(cfg.env, 'FORCE'), steps: new Steps() });
+  const { target, objects } = await publish({ env: cfg.env, imagesDir: cfg.imagesDir, dryRun: isDryRun(), force: flag(cfg.env, 'METAL_FORCE'), steps: new Steps() });
   info('');
   info(table([['image', 'key', 'action', 'size', 'url'], ...objects.map((o) => [o.id, o.key, o.action, formatBytes(o.size), o.url])]));
   const count = (a: string): number => objects.filter((o) => o.action === a).length;

@@ -72,3 +72,36 @@ export function describeExit(code: number | null, signal: string | null): string
   const m = meaning[code];
   return m ? `exited ${code} (${m})` : `exited ${code}`;
 }
+
+/** What the CLI prints for a failure: the one-line cause, the fix, a tail of a tool's stderr, the exit code. */
+export interface FailureReport {
+  message: string;
+  hint: string | undefined;
+  detail: string | undefined;
+  exitCode: number;
+  /** Not a typed error: a bug or an unforeseen failure, worth a stack trace. */
+  unexpected: boolean;
+}
+
+/**
+ * Pure: the report for anything a command threw. A full disk gets a hint that touches only what
+ * the disk holds of this project: the host and its docker daemon may be shared, so nothing here
+ * suggests pruning images, containers or caches that others use.
+ */
+export function failureReport(e: unknown): FailureReport {
+  if (e instanceof MetalError) {
+    return { message: e.message, hint: e.hint, detail: e instanceof ToolError && e.stderrTail ? e.stderrTail : undefined, exitCode: e.exitCode, unexpected: false };
+  }
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (err?.code === 'ENOSPC') {
+    const dir = err.path ? err.path.replace(/\/[^/]*$/, '') || '/' : '.';
+    return {
+      message: `no space left on device${err.path ? ` writing ${err.path}` : ''}`,
+      hint: `free space on the file system of ${dir} (df -h ${dir}) by removing files of your own there, e.g. images/<os>/<version> folders you no longer need, then re-run`,
+      detail: undefined,
+      exitCode: 3,
+      unexpected: false,
+    };
+  }
+  return { message: err?.message ?? String(e), hint: undefined, detail: undefined, exitCode: 1, unexpected: true };
+}

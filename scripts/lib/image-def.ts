@@ -139,10 +139,16 @@ export interface ImageDef {
 // ---- a tiny schema checker: every error names the file and the field path --------------------
 
 type Check = (v: unknown, path: string) => unknown;
-class SchemaError extends Error {}
+class SchemaError extends Error {
+  /** The field whose YAML node the message is about (its line is added), e.g. "variants.debian.version". */
+  constructor(message: string, readonly field?: string) {
+    super(message);
+  }
+}
 
+// A YAML number is never taken for a string: `version: 12.10` would be the number 12.1.
 const str: Check = (v, p) => {
-  if (typeof v === 'number') return String(v);
+  if (typeof v === 'number') throw new SchemaError(`field "${p}" must be a string, but YAML reads it as the number ${v}`, p);
   if (typeof v !== 'string') throw new SchemaError(`field "${p}" must be a string, got ${kind(v)}`);
   return v;
 };
@@ -298,6 +304,16 @@ function parseYaml(text: string, file: string, check: Check): unknown {
   try {
     return check(doc.toJS(), '');
   } catch (e) {
+    if (e instanceof SchemaError && e.field) {
+      // e.g. "variants.debian.version" or "packages_command[0]": the node, its line and its text as written
+      const path = e.field.split(/\.|\[(\d+)\]/).filter((x) => x !== undefined && x !== '').map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+      const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+      const pos = node?.range ? lines.linePos(node.range[0]) : undefined;
+      const written = node?.range ? text.slice(node.range[0], node.range[1]).trim() : '';
+      const name = String(path[path.length - 1]);
+      const quoted = typeof path[path.length - 1] === 'number' ? `"${written}"` : `${name}: "${written}"`;
+      throw new UsageError(`${file}${pos ? `:${pos.line}` : ''}: ${e.message}`, `quote it in ${file}: ${quoted}`);
+    }
     if (e instanceof SchemaError) throw new UsageError(`${file}: ${e.message}`, `edit ${file}`);
     throw e;
   }

@@ -1,7 +1,8 @@
 // Output for people: step headers with timings, progress lines, and a final summary table.
 import chalk from 'chalk';
 
-let debugOn = process.env['METAL_DEBUG'] === '1';
+// Set by scripts/cli.ts from --debug or METAL_DEBUG (scripts/lib/config.ts reads the environment).
+let debugOn = false;
 export function setDebug(v: boolean): void {
   debugOn = v;
 }

@@ -16,18 +16,20 @@ export interface DownloadsOptions {
 }
 
 /** The prefix to list: the one given, else where this environment publishes. */
-export function downloadsPrefix(given: string | undefined, env: Env, now: Date): string {
+export function downloadsPrefix(given: string | undefined, env: Env): string {
   if (given) return given.replace(/\/$/, '') === STORE_ROOT ? STORE_ROOT : parsePrefix(given, 'PREFIX').prefix;
   try {
-    return resolvePublishTarget(env, now).prefix;
-  } catch {
+    return resolvePublishTarget(env).prefix;
+  } catch (e) {
+    // a CI variable that names a wrong target (a tag that is no date) is reported as it is
+    if (!(e instanceof UsageError) || !e.message.startsWith('cannot tell where to publish')) throw e;
     throw new UsageError('no PREFIX given, and this environment names no publish target', `run make downloads PREFIX=${STORE_ROOT}/stable (or a date, pull_requests/<slug>, ${STORE_ROOT} for all)`);
   }
 }
 
 export async function downloads(o: DownloadsOptions): Promise<{ prefix: string; rows: DownloadRow[]; markdown: string }> {
   const now = o.now ?? new Date();
-  const prefix = downloadsPrefix(o.prefix, o.env, now);
+  const prefix = downloadsPrefix(o.prefix, o.env);
   const baseUrl = normalizeBaseUrl(o.env.PUBLIC_BASE_URL);
   const store = new Store(storeSettings(o.env));
   try {

@@ -59,11 +59,15 @@ function pullRequest(slug: string, reason: string): PublishTarget {
   return { channel: 'pull_request', prefix: `${STORE_ROOT}/pull_requests/${slug}`, date: null, reason };
 }
 
-/** A tag names its release date when it is one (20230710); any other tag releases today (UTC). */
-function releaseFromTag(provider: string, tag: string, now: Date): PublishTarget {
+/**
+ * A tag releases under the date it names, and must name one: a calendar date YYYYMMDD. Release
+ * prefixes are immutable, so a tag like v1.2.3 or 20230231 is an error, not a release under some
+ * other date.
+ */
+function releaseFromTag(provider: string, tag: string, variable: string): PublishTarget {
   if (isDate(tag)) return release(tag, `${provider} tag ${tag}`);
-  const today = utcDate(now);
-  return release(today, `${provider} tag ${tag} is not a date (YYYYMMDD): released as today's UTC date ${today}`);
+  const what = tag === '' ? `${variable} names an empty tag` : /^\d{8}$/.test(tag) ? `tag "${tag}" is not a calendar date` : `tag "${tag}" is not a release date YYYYMMDD`;
+  throw new UsageError(`${provider} ${what}: releases are published as ${STORE_ROOT}/<YYYYMMDD>/`, 'tag the release with its date (e.g. git tag 20230710), or set PUBLISH_PREFIX to publish elsewhere');
 }
 
 function branchSlug(what: string, branch: string, given?: string): PublishTarget {
@@ -100,7 +104,7 @@ export function parsePrefix(text: string, source = 'PUBLISH_PREFIX'): PublishTar
  * Where this run publishes: PUBLISH_PREFIX if set (local use), else what the CI provider says
  * (GitLab CI_* variables, GitHub GITHUB_* variables). Neither → UsageError.
  *
- * GitLab: CI_COMMIT_TAG → release; CI_COMMIT_REF_NAME equal to CI_DEFAULT_BRANCH → stable; any
+ * GitLab: CI_COMMIT_TAG → release (the tag must be a date YYYYMMDD); CI_COMMIT_REF_NAME equal to CI_DEFAULT_BRANCH → stable; any
  * other ref or a merge request → pull_requests/<CI_COMMIT_REF_SLUG, or the slug computed from
  * CI_MERGE_REQUEST_SOURCE_BRANCH_NAME / CI_COMMIT_REF_NAME>.
  * GitHub: GITHUB_REF=refs/tags/<tag> → release; a pull_request(_target) event → pull_requests/
@@ -108,10 +112,10 @@ export function parsePrefix(text: string, source = 'PUBLISH_PREFIX'): PublishTar
  * from github.event.repository.default_branch), or master/main when that is not set; else
  * pull_requests/<slug of branch>.
  */
-export function resolvePublishTarget(env: Env, now: Date): PublishTarget {
+export function resolvePublishTarget(env: Env): PublishTarget {
   if (env.PUBLISH_PREFIX) return parsePrefix(env.PUBLISH_PREFIX);
 
-  if (env.CI_COMMIT_TAG) return releaseFromTag('GitLab', env.CI_COMMIT_TAG, now);
+  if (env.CI_COMMIT_TAG) return releaseFromTag('GitLab', env.CI_COMMIT_TAG, 'CI_COMMIT_TAG');
   const mrBranch = env.CI_MERGE_REQUEST_SOURCE_BRANCH_NAME;
   if (mrBranch) return branchSlug('GitLab merge request from', mrBranch, env.CI_COMMIT_REF_SLUG);
   if (env.CI_COMMIT_REF_NAME) {
@@ -122,7 +126,7 @@ export function resolvePublishTarget(env: Env, now: Date): PublishTarget {
 
   if (env.GITHUB_ACTIONS === 'true' || env.GITHUB_REF) {
     const ref = env.GITHUB_REF ?? '';
-    if (ref.startsWith('refs/tags/')) return releaseFromTag('GitHub', ref.slice('refs/tags/'.length), now);
+    if (ref.startsWith('refs/tags/')) return releaseFromTag('GitHub', ref.slice('refs/tags/'.length), `GITHUB_REF=${ref}`);
     const event = env.GITHUB_EVENT_NAME ?? '';
     if (event === 'pull_request' || event === 'pull_request_target' || ref.startsWith('refs/pull/')) {
       if (!env.GITHUB_HEAD_REF) throw new UsageError(`GitHub ${event || ref} without GITHUB_HEAD_REF: cannot name the pull request`, 'set PUBLISH_PREFIX=metal-os/pull_requests/<slug>');

@@ -1,6 +1,7 @@
 // `make promote DATE=YYYYMMDD`: upstream's release practice. The images tested on stable/ are
 // copied server-side (CopyObject, no download) to metal-os/<DATE>/, the .md5 of each image last,
-// each copy verified. A release prefix is immutable: differing objects there need FORCE=1.
+// each copy verified. A release prefix is immutable: differing objects there need FORCE=1. It holds
+// the locks of stable/ (nothing changes what it copies) and of the release prefix (lock.ts).
 import type { Env } from '../lib/config.ts';
 import { PreconditionError, UsageError } from '../lib/errors.ts';
 import { info, warn, type Steps } from '../lib/log.ts';
@@ -24,6 +25,7 @@ import {
   type LocalObject,
 } from './plan.ts';
 import { STORE_ROOT, isDate, parsePrefix, resolvePublishTarget, type PublishTarget } from './prefix.ts';
+import { PrefixLock } from './lock.ts';
 import { phaseRunner, verifyObject } from './publish.ts';
 import { Store, storeSettings } from './store.ts';
 
@@ -34,7 +36,6 @@ export interface PromoteOptions {
   env: Env;
   /** YYYYMMDD; default DATE from the environment, or the date of a release pipeline. */
   date?: string;
-  now?: Date;
   force?: boolean;
   dryRun?: boolean;
   quiet?: boolean;
@@ -54,14 +55,14 @@ export interface PromotedObject {
 }
 
 /** The release to promote to: the DATE given, or the date of a tag pipeline. */
-export function promoteTarget(date: string | undefined, env: Env, now: Date): PublishTarget {
+export function promoteTarget(date: string | undefined, env: Env): PublishTarget {
   if (date) {
     if (!isDate(date)) throw new UsageError(`DATE=${date} is not a date YYYYMMDD`, 'e.g. make promote DATE=20230710');
     return parsePrefix(date, 'DATE');
   }
   let t: PublishTarget | null = null;
   try {
-    t = resolvePublishTarget(env, now);
+    t = resolvePublishTarget(env);
   } catch {
     t = null;
   }
@@ -77,17 +78,23 @@ interface Source {
 export async function promote(o: PromoteOptions): Promise<{ target: PublishTarget; objects: PromotedObject[] }> {
   const say = o.quiet ? () => {} : info;
   const phase = phaseRunner(o.steps);
-  const now = o.now ?? new Date();
   const baseUrl = normalizeBaseUrl(o.env.PUBLIC_BASE_URL);
   const target = await phase('resolve target', async () => {
-    const t = promoteTarget(o.date ?? o.env.DATE, o.env, now);
+    const t = promoteTarget(o.date ?? o.env.DATE, o.env);
     say(`promoting ${STABLE_PREFIX}/ to ${t.prefix}/ (${t.reason})`);
     return t;
   });
   const store = new Store(storeSettings(o.env));
+  const locks: PrefixLock[] = [];
   try {
+    await store.check(STABLE_PREFIX);
+    if (!o.dryRun) {
+      await phase('lock prefixes', async () => {
+        const rerun = `make promote DATE=${target.date}`;
+        for (const prefix of [STABLE_PREFIX, target.prefix]) locks.push(await PrefixLock.acquire(store, prefix, 'promote', rerun));
+      });
+    }
     const sources = await phase('check stable images', async () => {
-      await store.check(STABLE_PREFIX);
       const listed = listedImages(await store.list(STABLE_PREFIX), STABLE_PREFIX);
       if (listed.length === 0) {
         throw new PreconditionError(`no complete image under ${STABLE_PREFIX}/ (an image counts only with its .md5 beside it)`, 'publish the default branch first: make release');
@@ -114,10 +121,10 @@ export async function promote(o: PromoteOptions): Promise<{ target: PublishTarge
         if (!o.force) {
           throw new PreconditionError(
             `${conflicts[0]} already exists with other content${more}, and ${target.prefix}/ is a release: its objects are immutable`,
-            'promote to a new date, or re-run with FORCE=1 to overwrite',
+            `promote to a new date, or re-run with make promote DATE=${target.date} FORCE=1 to overwrite`,
           );
         }
-        if (!o.quiet) warn(`FORCE=1: overwriting ${conflicts.length} object(s) of release ${target.prefix}/`);
+        if (!o.quiet) warn(`forced: overwriting ${conflicts.length} object(s) of release ${target.prefix}/`);
       }
       return all;
     });
@@ -141,6 +148,7 @@ export async function promote(o: PromoteOptions): Promise<{ target: PublishTarge
             objects.push(row(f, 'skipped'));
             continue;
           }
+          for (const l of locks) l.assertHeld();
           const src = s.objects[f];
           await store.copy(src.key, keyOf(s, f), { md5: src.md5, contentType: src.contentType ?? contentType(f), cacheControl: cacheControl('release') });
           await verifyObject(store, keyOf(s, f), src);
@@ -151,6 +159,7 @@ export async function promote(o: PromoteOptions): Promise<{ target: PublishTarge
       return { target, objects };
     });
   } finally {
+    for (const l of locks.reverse()) await l.release();
     store.destroy();
   }
 }

@@ -1,12 +1,16 @@
 // `make release`: publish every local image to the prefix the CI environment names. Per image the
 // order is img.tar.lz4, packages.txt, img.tar.lz4.md5, each verified before the next, so the md5
 // (what metal-image-cache-sync and the metal-hammer trust) only ever appears beside a complete,
-// verified image. Identical objects are skipped; release prefixes are immutable unless FORCE=1.
+// verified image. What is uploaded is what was checked: the image file stays open from its check
+// to its upload and is hashed again as it goes out, the small files are held in memory. One run
+// writes a prefix at a time (lock.ts). Identical objects are skipped; release prefixes are
+// immutable unless forced (make release FORCE=1).
 import type { Env } from '../lib/config.ts';
 import { MetalError, PreconditionError } from '../lib/errors.ts';
 import { formatBytes, info, Progress, warn, type Steps } from '../lib/log.ts';
 import { parseMd5File } from '../lib/md5file.ts';
-import { checkLocalImage, findLocalImages, type LocalFile, type LocalImage } from './local.ts';
+import { checkLocalImage, definedImages, findLocalImages, type ImagePair, type LocalFile, type LocalImage } from './local.ts';
+import { PrefixLock } from './lock.ts';
 import {
   IMAGE_FILE,
   MD5_FILE,
@@ -30,12 +34,14 @@ export interface PublishOptions {
   imagesDir: string;
   now?: Date;
   dryRun?: boolean;
-  /** Overwrite differing objects under a release prefix (FORCE=1). */
+  /** Overwrite differing objects under a release prefix (make release FORCE=1). */
   force?: boolean;
   /** No progress or log lines (tests). */
   quiet?: boolean;
   /** Run the phases as named, timed steps (the CLI). */
   steps?: Steps;
+  /** The <os>/<version> pairs that may be published; default: what the checkout's image.yaml files define. */
+  defined?: readonly ImagePair[];
 }
 
 export type Action = 'uploaded' | 'skipped' | 'would upload';
@@ -60,6 +66,8 @@ export function phaseRunner(steps: Steps | undefined): <T>(name: string, fn: () 
   return (name, fn) => (steps ? steps.run(name, fn) : fn());
 }
 
+export const FORCE_HINT = 'make release FORCE=1';
+
 export async function publish(o: PublishOptions): Promise<PublishResult> {
   const say = o.quiet ? () => {} : info;
   const phase = phaseRunner(o.steps);
@@ -67,29 +75,45 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const baseUrl = normalizeBaseUrl(o.env.PUBLIC_BASE_URL);
 
   const target = await phase('resolve target', async () => {
-    const t = resolvePublishTarget(o.env, now);
+    const t = resolvePublishTarget(o.env);
     say(`publishing to ${t.prefix}/ (${t.reason})`);
     return t;
   });
   // Cheap checks first: settings, the local folders, then one request to the store (endpoint,
-  // credentials, bucket), all before the images are read, hashed and uploaded.
+  // credentials, bucket) and its lock, all before the images are read, hashed and uploaded.
   const settings = o.dryRun ? null : storeSettings(o.env);
-  const found = findLocalImages(o.imagesDir);
+  const listing = findLocalImages(o.imagesDir, o.defined ?? definedImages());
+  if (!o.quiet) for (const s of listing.setAside) warn(`not published: ${s}`);
   const store = settings ? new Store(settings) : null;
+  let lock: PrefixLock | null = null;
+  const images: LocalImage[] = [];
   try {
-    if (store) await phase('check store access', () => store.check(target.prefix));
-    const images = await phase('check local images', async () => {
-      const out: LocalImage[] = [];
-      for (const f of found) {
+    if (store) {
+      await phase('check store access', () => store.check(target.prefix));
+      lock = await phase('lock prefix', async () => {
+        const l = await PrefixLock.acquire(store, target.prefix, 'release', 'make release');
+        say(`holding ${l.key}${l.tookOver ? `, taken over from ${l.tookOver}` : ''}`);
+        return l;
+      });
+    }
+    await phase('check local images', async () => {
+      for (const f of listing.found) {
         const img = await checkLocalImage(f);
+        images.push(img);
         say(`${img.os}/${img.version}: ${IMAGE_FILE} ${formatBytes(img.files[IMAGE_FILE].size)}, md5 ${img.md5} matches its .md5`);
-        out.push(img);
       }
-      return out;
     });
     const ctx: Ctx = { target, baseUrl, now, say, phase, force: o.force ?? false, quiet: o.quiet ?? false };
-    return await (store ? uploadAll(ctx, store, images) : dryRun(ctx, images));
+    const result = await (store && lock ? uploadAll(ctx, store, lock, images) : dryRun(ctx, images));
+    for (const img of images) {
+      for (const f of UPLOAD_ORDER) {
+        if (!o.quiet && img.files[f].replaced()) warn(`${img.files[f].path} was replaced meanwhile; ${o.dryRun ? 'this plan is' : 'what was published is'} the file as it was checked`);
+      }
+    }
+    return result;
   } finally {
+    for (const img of images) await img.close();
+    await lock?.release();
     store?.destroy();
   }
 }
@@ -121,7 +145,7 @@ async function dryRun(ctx: Ctx, images: LocalImage[]): Promise<PublishResult> {
   return { target: ctx.target, objects };
 }
 
-async function uploadAll(ctx: Ctx, store: Store, images: LocalImage[]): Promise<PublishResult> {
+async function uploadAll(ctx: Ctx, store: Store, lock: PrefixLock, images: LocalImage[]): Promise<PublishResult> {
   const { target, say, phase } = ctx;
   const decisions = await phase('compare with store', async () => {
     const all = new Map<LocalImage, Record<ArtifactFile, Comparison>>();
@@ -141,10 +165,10 @@ async function uploadAll(ctx: Ctx, store: Store, images: LocalImage[]): Promise<
       if (!ctx.force) {
         throw new PreconditionError(
           `${conflicts[0]} already exists with other content${more}, and ${target.prefix}/ is a release: its objects are immutable`,
-          'release under a new date, or re-run with FORCE=1 to overwrite',
+          `release under a new date, or re-run with ${FORCE_HINT} to overwrite`,
         );
       }
-      if (!ctx.quiet) warn(`FORCE=1: overwriting ${conflicts.length} object(s) of release ${target.prefix}/`);
+      if (!ctx.quiet) warn(`forced: overwriting ${conflicts.length} object(s) of release ${target.prefix}/`);
     }
     return all;
   });
@@ -153,9 +177,9 @@ async function uploadAll(ctx: Ctx, store: Store, images: LocalImage[]): Promise<
     const done = new Map<string, Action>();
     for (const img of images) {
       const d = decisions.get(img)!;
+      lock.assertHeld();
       if (d[IMAGE_FILE] !== 'same') {
-        const aborted = await store.abortStaleUploads(keyOf(ctx, img, IMAGE_FILE));
-        if (aborted > 0) say(`${img.os}/${img.version}: aborted ${aborted} unfinished upload(s) of an earlier run`);
+        await abortAbandonedUploads(ctx, store, lock, img);
         if (d[MD5_FILE] !== 'absent') {
           // The old .md5 must not sit beside a new (or half-written) image: it goes first.
           await store.delete(keyOf(ctx, img, MD5_FILE));
@@ -169,7 +193,9 @@ async function uploadAll(ctx: Ctx, store: Store, images: LocalImage[]): Promise<
           done.set(key, 'skipped');
           continue;
         }
-        await uploadVerified(store, key, img.files[f], f, target, img.md5, ctx.quiet);
+        lock.assertHeld();
+        if (f === MD5_FILE) await uploadMd5(ctx, store, img);
+        else await uploadVerified(store, key, img.files[f], f, target, ctx.quiet);
         done.set(key, 'uploaded');
       }
     }
@@ -192,18 +218,42 @@ async function uploadAll(ctx: Ctx, store: Store, images: LocalImage[]): Promise<
   });
 }
 
-async function uploadVerified(store: Store, key: string, local: LocalFile, file: ArtifactFile, target: PublishTarget, imageMd5: string, quiet: boolean): Promise<void> {
-  const progress = quiet || file !== IMAGE_FILE ? null : new Progress(`upload ${key} (${formatBytes(local.size)})`);
-  await store.upload(key, local.path, {
-    size: local.size,
-    md5: local.md5,
-    contentType: contentType(file),
-    cacheControl: cacheControl(target.channel),
-    onProgress: progress ? (n) => progress.update(n) : undefined,
-  });
-  progress?.done(local.size);
-  await verifyObject(store, key, local);
-  if (file === MD5_FILE) {
+/**
+ * Unfinished multipart uploads of the image key begun before this run took the prefix lock belong
+ * to runs that have ended or died (only the lock holder writes): they are aborted. One begun after
+ * is someone writing without the lock: nothing is aborted, and the release stops.
+ */
+async function abortAbandonedUploads(ctx: Ctx, store: Store, lock: PrefixLock, img: LocalImage): Promise<void> {
+  const key = keyOf(ctx, img, IMAGE_FILE);
+  const ups = await store.unfinishedUploads(key);
+  // Store timestamps have one-second precision: an upload begun in the second the lock was taken
+  // counts as begun before (only a run without the lock could start one after, in that second).
+  const second = (d: Date): number => Math.floor(d.getTime() / 1000);
+  const before = ups.filter((u) => u.initiated && second(u.initiated) <= second(lock.acquiredAt));
+  const after = ups.filter((u) => u.initiated && second(u.initiated) > second(lock.acquiredAt));
+  if (after.length > 0) {
+    throw new PreconditionError(
+      `${key} has an unfinished upload begun ${after[0]!.initiated!.toISOString()}, after this run took the lock on ${ctx.target.prefix}/: something writes there without the lock`,
+      'let that writer (an older checkout of this project?) finish, then re-run make release',
+    );
+  }
+  for (const u of before) await store.abortUpload(key, u.uploadId);
+  if (before.length > 0) ctx.say(`${img.os}/${img.version}: aborted ${before.length} unfinished upload(s) begun before this run took the lock (${lock.tookOver ? `left by ${lock.tookOver}` : 'left by a run that has ended'})`);
+}
+
+/**
+ * The .md5 last: its bytes are those checked against the image, and the image object must still
+ * be that image right before it is written. If the .md5 does not read back as the image's md5, it
+ * is removed again: no .md5 in the store ever points at other bytes.
+ */
+async function uploadMd5(ctx: Ctx, store: Store, img: LocalImage): Promise<void> {
+  const imageKey = keyOf(ctx, img, IMAGE_FILE);
+  const key = keyOf(ctx, img, MD5_FILE);
+  if (compareObject(await store.head(imageKey), img.files[IMAGE_FILE]) !== 'same') {
+    throw new MetalError('tool', `${imageKey} changed in the store before its ${MD5_FILE} was written; no .md5 was written`, 're-run make release');
+  }
+  try {
+    await uploadVerified(store, key, img.files[MD5_FILE], MD5_FILE, ctx.target, ctx.quiet);
     const text = (await store.getBytes(key))?.toString('utf8') ?? '';
     let remote: string | null = null;
     try {
@@ -211,8 +261,33 @@ async function uploadVerified(store: Store, key: string, local: LocalFile, file:
     } catch {
       remote = null;
     }
-    if (remote !== imageMd5) throw new MetalError('tool', `${key} reads back as ${JSON.stringify(text)}, expected the md5 ${imageMd5}`, 're-run make release');
+    if (remote !== img.md5) throw new MetalError('tool', `${key} reads back as ${JSON.stringify(text)}, expected the md5 ${img.md5}; it was removed again`, 're-run make release');
+  } catch (e) {
+    await store.delete(key).catch(() => {});
+    throw e;
   }
+}
+
+async function uploadVerified(store: Store, key: string, local: LocalFile, file: ArtifactFile, target: PublishTarget, quiet: boolean): Promise<void> {
+  const progress = quiet || file !== IMAGE_FILE ? null : new Progress(`upload ${key} (${formatBytes(local.size)})`);
+  const sending = local.read();
+  await store.upload(key, sending, {
+    size: local.size,
+    md5: local.md5,
+    contentType: contentType(file),
+    cacheControl: cacheControl(target.channel),
+    onProgress: progress ? (n) => progress.update(n) : undefined,
+  });
+  progress?.done(local.size);
+  const sent = sending.sent();
+  if (sent.md5 !== local.md5 || sent.size !== local.size) {
+    throw new MetalError(
+      'tool',
+      `${local.path} changed while it was uploaded (md5 ${local.md5} when checked, ${sent.md5} as sent): ${key} holds other bytes, and no .md5 beside it`,
+      're-run make release once nothing writes the file any more',
+    );
+  }
+  await verifyObject(store, key, local);
   if (!quiet && !progress) info(`uploaded ${key} (${formatBytes(local.size)}), verified`);
   if (progress) info(`verified ${key}`);
 }

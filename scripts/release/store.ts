@@ -3,6 +3,7 @@
 // credentials never appear in any message (they are scrubbed from everything this module throws).
 import {
   S3Client,
+  PutObjectCommand,
   HeadObjectCommand,
   GetObjectCommand,
   CopyObjectCommand,
@@ -15,11 +16,14 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { flag, type Env } from '../lib/config.ts';
 import { MetalError, PreconditionError, UsageError } from '../lib/errors.ts';
 import { debug } from '../lib/log.ts';
+import type { Sending } from './local.ts';
 import { PART_SIZE, type ListedObject, type RemoteObject } from './plan.ts';
 
 export interface StoreSettings {
@@ -30,7 +34,13 @@ export interface StoreSettings {
   forcePathStyle: boolean;
   accessKeyId: string;
   secretAccessKey: string;
+  /** A request fails after this long without a byte moving (S3_STALL_TIMEOUT, default 30 s). */
+  stallTimeoutMs: number;
 }
+
+/** Attempts per request (the first and two retries). */
+export const ATTEMPTS = 3;
+export const DEFAULT_STALL_TIMEOUT_S = 30;
 
 // The SDK warns on every run that its releases after January 2027 will need node 22; this pinned
 // version works on the node >= 20 the project supports, and the warning would bury the real output.
@@ -61,7 +71,14 @@ export function storeSettings(env: Env): StoreSettings {
     const missing = [!accessKeyId && 'S3_ACCESS_KEY_ID', !secretAccessKey && 'S3_SECRET_ACCESS_KEY'].filter(Boolean).join(' and ');
     throw new PreconditionError(`${missing} not set`, 'put the store credentials in .env (see .env.example); make release DRY_RUN=1 needs none');
   }
+  let stallTimeoutMs = DEFAULT_STALL_TIMEOUT_S * 1000;
+  if (env.S3_STALL_TIMEOUT !== undefined) {
+    const sec = Number(env.S3_STALL_TIMEOUT);
+    if (!/^\d+(\.\d+)?$/.test(env.S3_STALL_TIMEOUT) || sec < 1 || sec > 3600) throw new UsageError(`S3_STALL_TIMEOUT=${env.S3_STALL_TIMEOUT} is not a number of seconds from 1 to 3600`, `set S3_STALL_TIMEOUT=${DEFAULT_STALL_TIMEOUT_S} in .env (the default)`);
+    stallTimeoutMs = sec * 1000;
+  }
   return {
+    stallTimeoutMs,
     endpoint,
     region: env.S3_REGION ?? 'us-east-1',
     bucket,
@@ -100,11 +117,47 @@ export function explainS3Error(e: unknown, where: string, what: string, bucket: 
     return new PreconditionError(`${where} denied ${what} in bucket "${bucket}" (${code})`, `${CREDENTIALS_HINT}, and that they may write bucket "${bucket}"`);
   }
   if (UNREACHABLE.has(code) || UNREACHABLE.has(err.name ?? '')) {
-    return new PreconditionError(`${where} is not reachable (${code === 'TimeoutError' ? 'timed out' : code}) during ${what}`, 'check S3_ENDPOINT in .env and that the server is up');
+    return new PreconditionError(`${where} is not reachable (${code === 'TimeoutError' || code === 'ETIMEDOUT' ? 'timed out' : code}) during ${what}`, 'check S3_ENDPOINT in .env and that the server is up');
   }
   let detail = (err.message ?? '').split('\n')[0]!.slice(0, 200);
   for (const s of secrets) detail = detail.split(s).join('***');
   return new MetalError('tool', `${what} failed at ${where}: ${code}${status ? ` (HTTP ${status})` : ''}${detail && detail !== code ? `: ${detail}` : ''}`, 're-run with METAL_DEBUG=1 for the request log');
+}
+
+/**
+ * An HTTP(S) agent whose requests fail after `idleMs` in which their connection moved no byte,
+ * in either direction. Node's own socket timeout (the SDK's socketTimeout) restarts once while a
+ * write is pending, and the SDK registers it 3 s late: against a server that stops reading mid-upload
+ * one attempt took 63 s with a 30 s setting. One connection per request (no keep-alive), so a
+ * connection's silence is its request's.
+ */
+export function stallGuardedAgent(https: boolean, idleMs: number): HttpAgent {
+  const agent = https ? new HttpsAgent({ keepAlive: false, maxSockets: Infinity }) : new HttpAgent({ keepAlive: false, maxSockets: Infinity });
+  const create = agent.createConnection.bind(agent) as (o: unknown, cb?: unknown) => Socket;
+  (agent as unknown as { createConnection: typeof create }).createConnection = (options, cb) => {
+    const socket = create(options, cb);
+    let moved = -1;
+    let last = Date.now();
+    const tick = Math.max(100, Math.min(1000, idleMs / 10));
+    const timer = setInterval(() => {
+      if (socket.connecting) {
+        last = Date.now(); // the SDK's connectionTimeout bounds connecting
+        return;
+      }
+      const now = socket.bytesRead + socket.bytesWritten;
+      if (now !== moved) {
+        moved = now;
+        last = Date.now();
+      } else if (Date.now() - last >= idleMs) {
+        clearInterval(timer);
+        socket.destroy(Object.assign(new Error(`no byte moved for ${idleMs / 1000} s`), { name: 'TimeoutError', code: 'ETIMEDOUT' }));
+      }
+    }, tick);
+    timer.unref();
+    socket.once('close', () => clearInterval(timer));
+    return socket;
+  };
+  return agent;
 }
 
 function unquote(etag: string | undefined): string {
@@ -113,6 +166,7 @@ function unquote(etag: string | undefined): string {
 
 export interface UploadOptions {
   size: number;
+  /** Stored as x-amz-meta-md5. */
   md5: string;
   contentType: string;
   cacheControl: string | undefined;
@@ -131,6 +185,7 @@ export class Store {
     this.bucket = settings.bucket;
     this.where = `S3 store ${settings.endpoint ?? `https://s3.${settings.region}.amazonaws.com`}`;
     this.secrets = [settings.secretAccessKey, settings.accessKeyId].filter((s) => s.length >= 4);
+    const https = (settings.endpoint ?? 'https:').startsWith('https:');
     const make = (maxAttempts: number, idle: number): S3Client =>
       new S3Client({
         region: settings.region,
@@ -142,12 +197,15 @@ export class Store {
         // content is verified through ETags and a read-back instead.
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        requestHandler: { connectionTimeout: 3000, socketTimeout: idle },
+        // The agent fails a silent request after `idle`; node's socket timeout stays as a backstop.
+        requestHandler: { connectionTimeout: 3000, socketTimeout: 2 * idle + 5000, ...(https ? { httpsAgent: stallGuardedAgent(true, idle) } : { httpAgent: stallGuardedAgent(false, idle) }) },
       });
-    // A server that stalls mid-transfer fails a request after 30 s of silence; 3 attempts in all.
-    this.s3 = make(3, 30_000);
+    // A server that stalls fails a request after S3_STALL_TIMEOUT (30 s) without a byte moving,
+    // ATTEMPTS (3) attempts in all: a stalled upload gives up after about 3 x 30 s, and its
+    // multipart upload is then aborted with one short attempt.
+    this.s3 = make(ATTEMPTS, settings.stallTimeoutMs);
     // One attempt with short timeouts: a wrong endpoint fails in seconds, not after retries.
-    this.probe = make(1, 5000);
+    this.probe = make(1, Math.min(5000, settings.stallTimeoutMs));
   }
 
   destroy(): void {
@@ -198,10 +256,13 @@ export class Store {
     return explainS3Error(e, this.where, what, this.bucket, this.secrets);
   }
 
-  /** The object's bytes (small objects only: md5 files, packages lists). null when absent. */
-  async getBytes(key: string): Promise<Buffer | null> {
+  /**
+   * The object's bytes (small objects only: md5 files, packages lists). null when absent. `once`:
+   * one short attempt (cleanup on the way out, when the store may be what failed).
+   */
+  async getBytes(key: string, o: { once?: boolean } = {}): Promise<Buffer | null> {
     try {
-      const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const r = await (o.once ? this.probe : this.s3).send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return Buffer.from(await r.Body!.transformToByteArray());
     } catch (e) {
       const err = e as SdkError;
@@ -220,27 +281,65 @@ export class Store {
     });
   }
 
-  /** Upload a file: one PUT up to PART_SIZE, multipart above. The md5 is kept as x-amz-meta-md5. */
-  async upload(key: string, path: string, o: UploadOptions): Promise<void> {
-    await this.call(`upload ${key}`, async () => {
-      const up = new Upload({
-        client: this.s3,
-        partSize: PART_SIZE,
-        queueSize: 4,
-        leavePartsOnError: false,
-        params: {
-          Bucket: this.bucket,
-          Key: key,
-          Body: createReadStream(path, { highWaterMark: 1 << 20 }),
-          ContentLength: o.size,
-          ContentType: o.contentType,
-          CacheControl: o.cacheControl,
-          Metadata: { md5: o.md5 },
-        },
-      });
-      if (o.onProgress) up.on('httpUploadProgress', (p) => o.onProgress!(p.loaded ?? 0));
-      await up.done();
+  /**
+   * Upload a body: one PUT up to PART_SIZE, multipart above. The md5 is kept as x-amz-meta-md5.
+   * A failed multipart upload is aborted with one short attempt (a stalled server must not hold
+   * the run for another round of retries); if even that fails, the next release, holding the
+   * prefix lock, aborts it.
+   */
+  async upload(key: string, sending: Sending, o: UploadOptions): Promise<void> {
+    const up = new Upload({
+      client: this.s3,
+      partSize: PART_SIZE,
+      queueSize: 4,
+      leavePartsOnError: true,
+      params: {
+        Bucket: this.bucket,
+        Key: key,
+        Body: sending.body,
+        ContentLength: o.size,
+        ContentType: o.contentType,
+        CacheControl: o.cacheControl,
+        Metadata: { md5: o.md5 },
+      },
     });
+    if (o.onProgress) up.on('httpUploadProgress', (p) => o.onProgress!(p.loaded ?? 0));
+    try {
+      await this.call(`upload ${key}`, () => up.done());
+    } catch (e) {
+      if (up.uploadId) {
+        try {
+          await this.probe.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: up.uploadId }));
+        } catch (abortError) {
+          debug(this.scrub(`s3: abort ${key} upload ${up.uploadId} failed: ${(abortError as Error).message} (the next release aborts it)`));
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** Write a small object only if the key does not exist (If-None-Match: *). Its ETag, or null when it exists. */
+  async putIfAbsent(key: string, body: Buffer, contentType: string): Promise<string | null> {
+    return this.conditionalPut(key, body, contentType, { IfNoneMatch: '*' });
+  }
+
+  /** Replace a small object only if it is still the version with this ETag. The new ETag, or null when it changed. */
+  async putIfMatch(key: string, body: Buffer, contentType: string, etag: string): Promise<string | null> {
+    return this.conditionalPut(key, body, contentType, { IfMatch: `"${etag}"` });
+  }
+
+  private async conditionalPut(key: string, body: Buffer, contentType: string, cond: { IfNoneMatch?: string; IfMatch?: string }): Promise<string | null> {
+    debug(`s3: put ${key} (${cond.IfNoneMatch ? 'if absent' : 'if unchanged'})`);
+    try {
+      const r = await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, CacheControl: 'no-store', ...cond }));
+      return unquote(r.ETag);
+    } catch (e) {
+      const err = e as SdkError;
+      const status = err.$metadata?.httpStatusCode;
+      // 412: the condition failed; 409 ConditionalRequestConflict: a concurrent conditional write won
+      if (status === 412 || status === 409 || err.name === 'PreconditionFailed' || err.name === 'ConditionalRequestConflict') return null;
+      throw this.wrap(e, `put ${key}`);
+    }
   }
 
   /** Server-side copy (objects up to 5 GiB) with the given headers instead of the source's. */
@@ -261,26 +360,28 @@ export class Store {
     );
   }
 
-  async delete(key: string): Promise<void> {
-    await this.call(`delete ${key}`, () => this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+  async delete(key: string, o: { once?: boolean } = {}): Promise<void> {
+    await this.call(`delete ${key}`, () => (o.once ? this.probe : this.s3).send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
 
-  /** Abort unfinished multipart uploads of exactly this key (left by a killed run). */
-  async abortStaleUploads(key: string): Promise<number> {
-    let n = 0;
+  /** The unfinished multipart uploads of exactly this key, oldest first. Servers that cannot list them give []. */
+  async unfinishedUploads(key: string): Promise<{ uploadId: string; initiated: Date | undefined }[]> {
     try {
       const r = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }));
-      for (const u of r.Uploads ?? []) {
-        if (u.Key !== key || !u.UploadId) continue;
-        await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: u.UploadId }));
-        n++;
-      }
+      return (r.Uploads ?? [])
+        .filter((u) => u.Key === key && u.UploadId)
+        .map((u) => ({ uploadId: u.UploadId!, initiated: u.Initiated }))
+        .sort((a, b) => (a.initiated?.getTime() ?? 0) - (b.initiated?.getTime() ?? 0));
     } catch (e) {
       const m = this.wrap(e, `list unfinished uploads of ${key}`);
       if (m.kind === 'precondition') throw m;
       debug(`s3: ${m.message} (ignored: the server may not list multipart uploads)`);
+      return [];
     }
-    return n;
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    await this.call(`abort the unfinished upload ${uploadId} of ${key}`, () => this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })));
   }
 
   /**

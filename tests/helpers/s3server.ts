@@ -5,7 +5,7 @@
 // As a program it runs one server until Ctrl-C and writes its settings to an env file (0600), so
 // `make release` can be pointed at it without printing the secret:
 //   node --import tsx tests/helpers/s3server.ts /tmp/s3.env &
-//   set -a; . /tmp/s3.env; set +a; make release PUBLISH_PREFIX=metal-os/stable
+//   METAL_ENV_FILE=/tmp/s3.env make release PUBLISH_PREFIX=metal-os/stable
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -104,18 +104,34 @@ export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3S
   }
 }
 
+export interface Proxy {
+  endpoint: string;
+  /** From now on no byte passes in either direction, on open or new connections: a server that hangs. */
+  stall(): void;
+  close(): Promise<void>;
+}
+
 /**
  * A TCP proxy to 127.0.0.1:<port> that passes client→server bytes at `bytesPerSecond` in total over
  * all connections: a slow uplink, so an upload can be interrupted part-way without hooks in the code.
+ * `stall()` turns it into a server that accepts connections and stops answering mid-transfer.
  */
-export async function startThrottledProxy(port: number, bytesPerSecond: number): Promise<{ endpoint: string; close(): Promise<void> }> {
+export async function startThrottledProxy(port: number, bytesPerSecond: number): Promise<Proxy> {
   let nextFree = Date.now();
+  let stalled = false;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    if (stalled) {
+      client.pause();
+      return;
+    }
     const upstream = connect(port, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
     for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
       s.on('error', () => {
         client.destroy();
         upstream.destroy();
@@ -124,7 +140,13 @@ export async function startThrottledProxy(port: number, bytesPerSecond: number):
     let inFlight = false;
     let ended = false;
     client.on('end', () => (inFlight ? (ended = true) : upstream.end()));
-    upstream.pipe(client);
+    upstream.on('data', (chunk: Buffer) => {
+      if (!stalled) client.write(chunk);
+      else upstream.pause();
+    });
+    upstream.on('end', () => {
+      if (!stalled) client.end();
+    });
     client.on('data', (chunk: Buffer) => {
       const now = Date.now();
       nextFree = Math.max(now, nextFree) + (chunk.length * 1000) / bytesPerSecond;
@@ -132,6 +154,7 @@ export async function startThrottledProxy(port: number, bytesPerSecond: number):
       inFlight = true;
       setTimeout(() => {
         inFlight = false;
+        if (stalled) return; // the chunk is swallowed and the client stays paused: nothing more is read
         if (!upstream.destroyed) upstream.write(chunk);
         if (ended) upstream.end();
         else client.resume();
@@ -142,6 +165,10 @@ export async function startThrottledProxy(port: number, bytesPerSecond: number):
   const { port: proxyPort } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${proxyPort}`,
+    stall: () => {
+      stalled = true;
+      for (const s of sockets) s.pause();
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -3,43 +3,27 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYS, ROOT, type Env } from '../../scripts/lib/config.ts';
-import { PreconditionError, ToolError } from '../../scripts/lib/errors.ts';
-import { formatMd5File, parseMd5File } from '../../scripts/lib/md5file.ts';
+import { PreconditionError, ToolError, UsageError } from '../../scripts/lib/errors.ts';
+import { parseMd5File } from '../../scripts/lib/md5file.ts';
 import { run, stream } from '../../scripts/lib/shell.ts';
 import { downloads } from '../../scripts/release/downloads.ts';
 import { listedImages } from '../../scripts/release/plan.ts';
 import { promote } from '../../scripts/release/promote.ts';
 import { publish } from '../../scripts/release/publish.ts';
 import { Store, storeSettings } from '../../scripts/release/store.ts';
+import { fakeImage, type Fake } from '../helpers/fake-image.ts';
 import { freePort, startS3Server, startThrottledProxy, type S3Server } from '../helpers/s3server.ts';
 
 const MiB = 1024 * 1024;
 const BASE = 'https://images.example.test/';
 let server: S3Server;
 const scratch = mkdtempSync(join(tmpdir(), 'metal-s3-test-'));
-
-interface Fake {
-  md5: string;
-  size: number;
-}
-
-/** images/<os>/<version>/ with random "image" bytes, its md5sum line and a packages list. */
-function fakeImage(imagesDir: string, os: string, version: string, size: number): Fake {
-  const dir = join(imagesDir, os, version);
-  mkdirSync(dir, { recursive: true });
-  const bytes = randomBytes(size);
-  const md5 = createHash('md5').update(bytes).digest('hex');
-  writeFileSync(join(dir, 'img.tar.lz4'), bytes);
-  writeFileSync(join(dir, 'img.tar.lz4.md5'), formatMd5File(md5, 'img.tar.lz4'));
-  writeFileSync(join(dir, 'packages.txt'), `ii  bash  5.2.15-2+b2  amd64  GNU Bourne Again SHell\nii  fake  ${md5.slice(0, 8)}  all  test\n`);
-  return { md5, size };
-}
 
 let imagesDir = '';
 let debian: Fake;
@@ -80,9 +64,9 @@ async function listed(prefix: string) {
   }
 }
 
-/** `node scripts/cli.ts ...` with only the given configuration: every other key blanked. */
+/** `node scripts/cli.ts ...` with only the given configuration: every other key blanked, no .env read. */
 function cliEnv(extra: Record<string, string>): Record<string, string> {
-  return { ...Object.fromEntries(KEYS.map((k) => [k, ''])), FORCE_COLOR: '0', PUBLIC_BASE_URL: BASE, ...extra };
+  return { ...Object.fromEntries(KEYS.map((k) => [k, ''])), METAL_ENV_FILE: '/dev/null', FORCE_COLOR: '0', PUBLIC_BASE_URL: BASE, ...extra };
 }
 async function cli(args: string[], env: Record<string, string>) {
   return run(['node', '--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: ROOT, env: cliEnv(env), nothrow: true, timeoutMs: 60_000 });
@@ -156,11 +140,19 @@ test('release: a GitHub date tag publishes under the date, without no-store', as
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
 });
 
-test('release: a GitLab tag that is not a date publishes under today (UTC)', async () => {
-  const r = await publish({ env: envFor({ CI_COMMIT_TAG: 'v0.1.0', CI_COMMIT_REF_NAME: 'v0.1.0' }), imagesDir, quiet: true, now: new Date('2024-02-29T23:30:00Z') });
-  assert.is(r.target.prefix, 'metal-os/20240229');
-  assert.is(r.objects[0]!.id, 'debian-12.0.20240229');
-  assert.is(await text('metal-os/20240229/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
+test('a tag that is not a calendar date publishes nothing (no immutable release under today\'s date)', async () => {
+  const now = new Date('2024-02-29T23:30:00Z');
+  for (const env of [{ CI_COMMIT_TAG: 'v1.2.3' }, { CI_COMMIT_TAG: '20230231' }, { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/' }]) {
+    const e = await rejects(publish({ env: envFor(env), imagesDir, quiet: true, now }));
+    assert.instance(e, UsageError);
+    assert.match(e.message, /^(GitLab|GitHub) .*: releases are published as metal-os\/<YYYYMMDD>\/$/);
+  }
+  const store = new Store(storeSettings(server.env));
+  try {
+    assert.equal(await store.list('metal-os/20240229'), []);
+  } finally {
+    store.destroy();
+  }
 });
 
 test('pull request: a GitLab branch without CI_COMMIT_REF_SLUG gets the computed slug', async () => {
@@ -176,14 +168,14 @@ test('override: PUBLISH_PREFIX wins over the CI environment', async () => {
   assert.is(await text('metal-os/pull_requests/local/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
 });
 
-test('release objects are immutable: a different image is refused, FORCE=1 overwrites', async () => {
+test('release objects are immutable: a different image is refused, forcing overwrites', async () => {
   const otherDir = join(scratch, 'other-images');
   const changed = fakeImage(otherDir, 'debian', '12', 2 * MiB);
   const env = envFor({ PUBLISH_PREFIX: 'metal-os/20230710' });
   const e = await rejects(publish({ env, imagesDir: otherDir, quiet: true }));
   assert.instance(e, PreconditionError);
   assert.is(e.message, 'metal-os/20230710/debian/12/img.tar.lz4 already exists with other content (and 2 more), and metal-os/20230710/ is a release: its objects are immutable');
-  assert.is((e as PreconditionError).hint, 'release under a new date, or re-run with FORCE=1 to overwrite');
+  assert.is((e as PreconditionError).hint, 'release under a new date, or re-run with make release FORCE=1 to overwrite');
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
   assert.is(await md5OfObject('metal-os/20230710/debian/12/img.tar.lz4'), debian.md5);
 

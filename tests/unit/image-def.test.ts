@@ -50,6 +50,25 @@ test('wrong type names file and field', () => {
   );
 });
 
+test('a YAML number is no version: "version: 12.10" is an error naming file:line, not "12.1"', () => {
+  throwsUsage(
+    () => parseImageDef(minimal.replace('version: "12"', 'version: 12.10'), 'demo/image.yaml', 'demo'),
+    'demo/image.yaml:3: field "version" must be a string, but YAML reads it as the number 12.1',
+    'quote it in demo/image.yaml: version: "12.10"',
+  );
+  throwsUsage(
+    () => parseImageDef(minimal + 'variants:\n  x:\n    version: 3.10\n', 'demo/image.yaml', 'demo'),
+    'demo/image.yaml:10: field "variants.x.version" must be a string, but YAML reads it as the number 3.1',
+    'quote it in demo/image.yaml: version: "3.10"',
+  );
+  throwsUsage(
+    () => parseImageDef(minimal.replace('version: "12"', 'version: 12'), 'demo/image.yaml', 'demo'),
+    'demo/image.yaml:3: field "version" must be a string, but YAML reads it as the number 12',
+    'quote it in demo/image.yaml: version: "12"',
+  );
+  assert.is(parseImageDef(minimal.replace('version: "12"', 'version: "12.10"'), 'demo/image.yaml', 'demo').version, '12.10');
+});
+
 test('missing required field', () => {
   throwsUsage(() => parseImageDef(minimal.replace('machine_type: machine\n', ''), 'demo/image.yaml', 'demo'), 'demo/image.yaml: field "machine_type" is required');
 });

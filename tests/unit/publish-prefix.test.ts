@@ -5,8 +5,7 @@ import { gitlabSlug, isDate, parsePrefix, resolvePublishTarget, utcDate } from '
 import { UsageError } from '../../scripts/lib/errors.ts';
 import type { Env } from '../../scripts/lib/config.ts';
 
-const NOW = new Date('2024-02-29T23:59:59Z');
-const where = (env: Env): string => resolvePublishTarget(env, NOW).prefix;
+const where = (env: Env): string => resolvePublishTarget(env).prefix;
 
 
 test('GitLab slug rule', () => {
@@ -36,10 +35,8 @@ test('dates', () => {
 
 test('GitLab: tag, default branch, branch, merge request', () => {
   assert.is(where({ CI_COMMIT_TAG: '20230710', CI_COMMIT_REF_NAME: '20230710' }), 'metal-os/20230710');
-  const t = resolvePublishTarget({ CI_COMMIT_TAG: 'v1.2.3' }, NOW);
-  assert.equal(t, { channel: 'release', prefix: 'metal-os/20240229', date: '20240229', reason: "GitLab tag v1.2.3 is not a date (YYYYMMDD): released as today's UTC date 20240229" });
-  assert.is(where({ CI_COMMIT_TAG: '20230230' }), 'metal-os/20240229');
-  assert.equal(resolvePublishTarget({ CI_COMMIT_REF_NAME: 'main', CI_DEFAULT_BRANCH: 'main', CI_COMMIT_REF_SLUG: 'main' }, NOW), {
+  assert.equal(resolvePublishTarget({ CI_COMMIT_TAG: '20230710' }), { channel: 'release', prefix: 'metal-os/20230710', date: '20230710', reason: 'GitLab tag 20230710' });
+  assert.equal(resolvePublishTarget({ CI_COMMIT_REF_NAME: 'main', CI_DEFAULT_BRANCH: 'main', CI_COMMIT_REF_SLUG: 'main' }), {
     channel: 'stable',
     prefix: 'metal-os/stable',
     date: null,
@@ -58,19 +55,32 @@ test('GitLab: tag, default branch, branch, merge request', () => {
 test('GitHub: tag, default branch, branch, pull request', () => {
   const gh = { GITHUB_ACTIONS: 'true' };
   assert.is(where({ ...gh, GITHUB_REF: 'refs/tags/20230710', GITHUB_EVENT_NAME: 'push' }), 'metal-os/20230710');
-  assert.is(where({ ...gh, GITHUB_REF: 'refs/tags/v0.1', GITHUB_EVENT_NAME: 'push' }), 'metal-os/20240229');
   assert.is(where({ ...gh, GITHUB_REF: 'refs/heads/master', GITHUB_EVENT_NAME: 'push' }), 'metal-os/stable');
   assert.is(where({ ...gh, GITHUB_REF: 'refs/heads/main', GITHUB_EVENT_NAME: 'push' }), 'metal-os/stable');
   assert.is(where({ ...gh, GITHUB_REF: 'refs/heads/main', GITHUB_DEFAULT_BRANCH: 'develop' }), 'metal-os/pull_requests/main');
   assert.is(where({ ...gh, GITHUB_REF: 'refs/heads/develop', GITHUB_DEFAULT_BRANCH: 'develop' }), 'metal-os/stable');
   assert.is(where({ ...gh, GITHUB_REF: 'refs/heads/renovate/Node-20.x', GITHUB_EVENT_NAME: 'push' }), 'metal-os/pull_requests/renovate-node-20-x');
-  assert.equal(resolvePublishTarget({ ...gh, GITHUB_REF: 'refs/pull/42/merge', GITHUB_EVENT_NAME: 'pull_request', GITHUB_HEAD_REF: 'Fix/ISSUE-7' }, NOW), {
+  assert.equal(resolvePublishTarget({ ...gh, GITHUB_REF: 'refs/pull/42/merge', GITHUB_EVENT_NAME: 'pull_request', GITHUB_HEAD_REF: 'Fix/ISSUE-7' }), {
     channel: 'pull_request',
     prefix: 'metal-os/pull_requests/fix-issue-7',
     date: null,
     reason: 'GitHub pull request from Fix/ISSUE-7 (slug fix-issue-7)',
   });
   usage(() => where({ ...gh, GITHUB_REF: 'refs/pull/42/merge', GITHUB_EVENT_NAME: 'pull_request' }), 'GitHub pull_request without GITHUB_HEAD_REF: cannot name the pull request');
+});
+
+test('a tag that is not a calendar date YYYYMMDD is an error, not a release under today\'s date', () => {
+  const fix = 'tag the release with its date (e.g. git tag 20230710), or set PUBLISH_PREFIX to publish elsewhere';
+  usage(() => where({ CI_COMMIT_TAG: 'v1.2.3' }), 'GitLab tag "v1.2.3" is not a release date YYYYMMDD: releases are published as metal-os/<YYYYMMDD>/', fix);
+  usage(() => where({ CI_COMMIT_TAG: '20230231' }), 'GitLab tag "20230231" is not a calendar date: releases are published as metal-os/<YYYYMMDD>/', fix);
+  usage(() => where({ CI_COMMIT_TAG: '2023-07-10' }), 'GitLab tag "2023-07-10" is not a release date YYYYMMDD: releases are published as metal-os/<YYYYMMDD>/', fix);
+  const gh = { GITHUB_ACTIONS: 'true', GITHUB_EVENT_NAME: 'push' };
+  usage(() => where({ ...gh, GITHUB_REF: 'refs/tags/v0.1' }), 'GitHub tag "v0.1" is not a release date YYYYMMDD: releases are published as metal-os/<YYYYMMDD>/', fix);
+  usage(() => where({ ...gh, GITHUB_REF: 'refs/tags/' }), 'GitHub GITHUB_REF=refs/tags/ names an empty tag: releases are published as metal-os/<YYYYMMDD>/', fix);
+  usage(() => where({ ...gh, GITHUB_REF: 'refs/tags/20240230' }), 'GitHub tag "20240230" is not a calendar date: releases are published as metal-os/<YYYYMMDD>/', fix);
+  // leap years are calendar-checked too
+  assert.is(where({ ...gh, GITHUB_REF: 'refs/tags/20240229' }), 'metal-os/20240229');
+  usage(() => where({ ...gh, GITHUB_REF: 'refs/tags/20230229' }), 'GitHub tag "20230229" is not a calendar date: releases are published as metal-os/<YYYYMMDD>/', fix);
 });
 
 test('override wins over CI and is validated', () => {

@@ -149,7 +149,9 @@ test('downloads table', () => {
 
 test('store settings from the environment', () => {
   const full = { S3_ENDPOINT: 'http://127.0.0.1:7070/', S3_BUCKET: 'images', S3_ACCESS_KEY_ID: 'AK', S3_SECRET_ACCESS_KEY: 'sekrit' };
-  assert.equal(storeSettings(full), { endpoint: 'http://127.0.0.1:7070', region: 'us-east-1', bucket: 'images', forcePathStyle: true, accessKeyId: 'AK', secretAccessKey: 'sekrit' });
+  assert.equal(storeSettings(full), { stallTimeoutMs: 30_000, endpoint: 'http://127.0.0.1:7070', region: 'us-east-1', bucket: 'images', forcePathStyle: true, accessKeyId: 'AK', secretAccessKey: 'sekrit' });
+  assert.is(storeSettings({ ...full, S3_STALL_TIMEOUT: '2.5' }).stallTimeoutMs, 2500);
+  throws(() => storeSettings({ ...full, S3_STALL_TIMEOUT: '0' }), UsageError, 'S3_STALL_TIMEOUT=0 is not a number of seconds from 1 to 3600');
   assert.is(storeSettings({ ...full, S3_FORCE_PATH_STYLE: '0' }).forcePathStyle, false);
   assert.is(storeSettings({ ...full, S3_ENDPOINT: undefined }).forcePathStyle, false);
   throws(() => storeSettings({ ...full, S3_BUCKET: undefined }), PreconditionError, 'S3_BUCKET is not set', 'set S3_BUCKET in .env (see .env.example)');
@@ -176,16 +178,16 @@ test('S3 failures become one-line typed errors', () => {
 });
 
 test('promote and downloads: which prefix', () => {
-  const now = new Date('2024-02-29T12:00:00Z');
-  assert.is(promoteTarget('20230710', {}, now).prefix, 'metal-os/20230710');
-  assert.is(promoteTarget(undefined, { CI_COMMIT_TAG: '20230801' }, now).prefix, 'metal-os/20230801');
-  throws(() => promoteTarget('2023-07-10', {}, now), UsageError, 'DATE=2023-07-10 is not a date YYYYMMDD', 'e.g. make promote DATE=20230710');
-  throws(() => promoteTarget(undefined, { CI_COMMIT_REF_NAME: 'master' }, now), UsageError, 'DATE is not set: promote copies metal-os/stable/ to metal-os/<DATE>/');
-  assert.is(downloadsPrefix('stable', {}, now), 'metal-os/stable');
-  assert.is(downloadsPrefix('metal-os/', {}, now), 'metal-os');
-  assert.is(downloadsPrefix(undefined, { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/x' }, now), 'metal-os/20240229');
-  throws(() => downloadsPrefix(undefined, {}, now), UsageError, 'no PREFIX given, and this environment names no publish target');
-  throws(() => downloadsPrefix('../x', {}, now), UsageError, 'PREFIX="../x" is not metal-os/stable, metal-os/<YYYYMMDD> or metal-os/pull_requests/<slug>');
+  assert.is(promoteTarget('20230710', {}).prefix, 'metal-os/20230710');
+  assert.is(promoteTarget(undefined, { CI_COMMIT_TAG: '20230801' }).prefix, 'metal-os/20230801');
+  throws(() => promoteTarget('2023-07-10', {}), UsageError, 'DATE=2023-07-10 is not a date YYYYMMDD', 'e.g. make promote DATE=20230710');
+  throws(() => promoteTarget(undefined, { CI_COMMIT_REF_NAME: 'master' }), UsageError, 'DATE is not set: promote copies metal-os/stable/ to metal-os/<DATE>/');
+  assert.is(downloadsPrefix('stable', {}), 'metal-os/stable');
+  assert.is(downloadsPrefix('metal-os/', {}), 'metal-os');
+  assert.is(downloadsPrefix(undefined, { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/20230710' }), 'metal-os/20230710');
+  throws(() => downloadsPrefix(undefined, {}), UsageError, 'no PREFIX given, and this environment names no publish target');
+  throws(() => downloadsPrefix(undefined, { CI_COMMIT_TAG: 'v1' }), UsageError, 'GitLab tag "v1" is not a release date YYYYMMDD: releases are published as metal-os/<YYYYMMDD>/');
+  throws(() => downloadsPrefix('../x', {}), UsageError, 'PREFIX="../x" is not metal-os/stable, metal-os/<YYYYMMDD> or metal-os/pull_requests/<slug>');
 });
 
 test.run();
