@@ -22,7 +22,7 @@ $(foreach v,$(MAKE_VARS),$(eval export METAL_MAKE_$(v) := $$(value $(v)))$(eval 
 
 help:
 	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
-	@echo "          make <os> BASE=<variant>  (e.g. make firewall BASE=debian)"
+	@echo "          make <os> VARIANT=<variant>  (e.g. make firewall VARIANT=debian, make debian VARIANT=13)"
 	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make bench OS=<os>"
 	@echo "Publish:  make release [DRY_RUN=1] [FORCE=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"

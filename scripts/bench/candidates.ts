@@ -4,7 +4,7 @@
 // `make <os>`).
 import { UsageError } from '../lib/errors.ts';
 
-export type CandidateId = 'upstream' | 'upstream-mt' | 'upstream-t0' | 'export' | 'export-docker' | 'export-blocks' | 'export-9' | 'export-1w';
+export type CandidateId = 'upstream' | 'upstream-mt' | 'upstream-t0' | 'export' | 'export-docker' | 'export-9' | 'export-1w';
 
 export interface Candidate {
   id: CandidateId;
@@ -26,7 +26,6 @@ export const CANDIDATES: readonly Candidate[] = [
   { id: 'upstream-t0', label: 'same recipe, lz4 1.10 -9 -T0 (auto)', kind: 'recipe', lz4: 'mt', threads: 'auto' },
   { id: 'export', label: 'project export (exportImage, defaults)', kind: 'export' },
   { id: 'export-docker', label: 'project export, EXPORT_SOURCE=docker (docker export | tar --delete)', kind: 'export', env: { EXPORT_SOURCE: 'docker' } },
-  { id: 'export-blocks', label: 'project export, EXPORT_COMPRESSOR=blocks (distro lz4 processes)', kind: 'export', env: { EXPORT_COMPRESSOR: 'blocks' } },
   { id: 'export-9', label: 'project export, LZ4_LEVEL=9', kind: 'export', env: { LZ4_LEVEL: '9' } },
   { id: 'export-1w', label: 'project export, EXPORT_WORKERS=1', kind: 'export', env: { EXPORT_WORKERS: '1' } },
 ];

@@ -155,7 +155,7 @@ async function runOnce(c: Candidate, round: number, def: ImageDef, image: string
 export async function runBench(def: ImageDef, opts: BenchOptions): Promise<BenchReport> {
   const t0 = performance.now();
   const source = imageTag(def);
-  if (!(await imageExists(source))) throw new PreconditionError(`image ${source} is not built`, `build it first: make ${def.os}${def.variant ? ` BASE=${def.variant}` : ''}`);
+  if (!(await imageExists(source))) throw new PreconditionError(`image ${source} is not built`, `build it first: make ${def.os}${def.variant ? ` VARIANT=${def.variant}` : ''}`);
   const distroLz4 = await which('lz4');
   if (!distroLz4) throw new PreconditionError('lz4 is not installed', 'run make setup');
   const needsMt = opts.candidates.some((c) => c.lz4 === 'mt');

@@ -1,5 +1,5 @@
 // The CLI's arguments: its own command line, plus what make's command line gives as data
-// (OS=, PREFIX=, BASE=; see the Makefile and scripts/lib/config.ts). Pure.
+// (OS=, PREFIX=, VARIANT=; see the Makefile and scripts/lib/config.ts). Pure.
 import type { Env, MakeArgs } from './config.ts';
 
 export interface Args {
@@ -22,13 +22,13 @@ export function parseArgs(argv: string[]): Args {
 
 /** Commands whose first argument is an OS folder (`make lint OS=debian`). */
 const TAKES_OS = ['lint', 'vmtest', 'bench', 'export'];
-/** Commands that take a variant (`make firewall BASE=debian`, `make lint OS=firewall BASE=debian`). */
+/** Commands that take a variant (`make firewall VARIANT=debian`, `make lint OS=firewall VARIANT=debian`). */
 const TAKES_VARIANT = ['build', 'lint', 'vmtest', 'bench', 'export'];
 
 /**
  * The arguments a command runs with: its command line, completed by make's variables where the
  * command line leaves them out. OS= is the first argument of lint, vmtest, bench and export,
- * PREFIX= the argument of downloads, BASE (a config key) the --variant. (promote reads DATE itself.)
+ * PREFIX= the argument of downloads, VARIANT (a config key) the --variant. (promote reads DATE itself.)
  */
 export function withMakeArgs(a: Args, make: MakeArgs, env: Env): Args {
   const positional = [...a.positional];
@@ -37,6 +37,6 @@ export function withMakeArgs(a: Args, make: MakeArgs, env: Env): Args {
     if (make.OS !== undefined && TAKES_OS.includes(a.command)) positional.push(make.OS);
     if (make.PREFIX !== undefined && a.command === 'downloads') positional.push(make.PREFIX);
   }
-  if (env.BASE !== undefined && flags['variant'] === undefined && TAKES_VARIANT.includes(a.command)) flags['variant'] = env.BASE;
+  if (env.VARIANT !== undefined && flags['variant'] === undefined && TAKES_VARIANT.includes(a.command)) flags['variant'] = env.VARIANT;
   return { command: a.command, positional, flags };
 }

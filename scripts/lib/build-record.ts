@@ -196,3 +196,18 @@ export function releaseCheck(rec: BuildRecord | null, md5: string, target: strin
   const goss = vm.goss.map((g) => `${g.passed}/${g.total}`).join(', ');
   return { ok: true, summary: `lint ${lint.errors} errors, ${lint.warnings} warnings; VM test ${goss} goss checks passed${vm.accel ? ` (${vm.accel})` : ''}` };
 }
+
+/** Set in a published record when `make release FORCE=1` published bytes without a passing lint and VM test. */
+export interface ReleasedUntested {
+  released_untested?: string;
+}
+
+/** Pure: the downloads table's "Tested" cell, from a published record, for the md5 beside it. */
+export function testedSummary(rec: (BuildRecord & ReleasedUntested) | null, md5: string | null): string {
+  if (!rec) return 'no build record';
+  if (rec.released_untested) return `untested (${rec.released_untested})`;
+  const c = releaseCheck(rec, md5 ?? '', rec.definition.os);
+  if (!c.ok) return `untested (${c.reason})`;
+  const goss = rec.vmtest!.goss.map((g) => `${g.passed}/${g.total}`).join(' + ');
+  return `lint ok, VM ${goss} goss${rec.provision?.verdict === 'pass' ? ', provisioned (kexec + GRUB)' : ''}`;
+}

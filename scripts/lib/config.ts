@@ -16,8 +16,8 @@ export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, ''
 /** Every key the project reads. Anything else in the environment is ignored; in .env it is an error. */
 export const KEYS = [
   // pipeline
-  'DRY_RUN', 'METAL_DEBUG', 'SKIP_VM_TEST', 'METAL_ACCEL', 'LZ4_LEVEL', 'EXPORT_WORKERS', 'EXPORT_COMPRESSOR', 'EXPORT_SOURCE',
-  'DEBIAN_MIRROR', 'METAL_STATE_DIR', 'METAL_IMAGES_DIR', 'BASE',
+  'DRY_RUN', 'METAL_DEBUG', 'SKIP_VM_TEST', 'METAL_ACCEL', 'LZ4_LEVEL', 'EXPORT_WORKERS', 'EXPORT_SOURCE',
+  'DEBIAN_MIRROR', 'METAL_STATE_DIR', 'METAL_IMAGES_DIR', 'VARIANT',
   // make bench
   'BENCH_RUNS', 'BENCH_CANDIDATES',
   // store
@@ -45,7 +45,7 @@ export const MAKE_ALIASES: Readonly<Record<string, Key>> = { FORCE: 'METAL_FORCE
 export const MAKE_ARGS = ['OS', 'PREFIX'] as const;
 export type MakeArgs = Readonly<Partial<Record<(typeof MAKE_ARGS)[number], string>>>;
 /** Keys that were renamed: a .env that still sets the old name is told the new one. */
-const RENAMED: Readonly<Record<string, Key>> = { FORCE: 'METAL_FORCE' };
+const RENAMED: Readonly<Record<string, Key>> = { FORCE: 'METAL_FORCE', BASE: 'VARIANT' };
 
 /**
  * Pure: a dotenv text as KEY -> value, strictly. One `KEY=value` per line (`export KEY=value`

@@ -3,11 +3,11 @@
 // scripts/tools/go.mod into .state/bin, and a running docker daemon.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { MetalError, PreconditionError } from './errors.ts';
+import { PreconditionError } from './errors.ts';
 import { run, which } from './shell.ts';
 import { config } from './config.ts';
-import { info, warn } from './log.ts';
-import { APT_TOOLS, APT_FILES, GO_TOOLS, GO_MODULE_DIR, goToolVersion, toolInstalled, type GoTool } from './tools.ts';
+import { info } from './log.ts';
+import { APT_TOOLS, APT_FILES, GO_TOOLS, goModuleDir, goToolVersion, toolInstalled, type GoTool } from './tools.ts';
 import { ensureDaemon } from './docker.ts';
 import { ensureLz4Mt, findLz4Mt } from '../export/lz4-mt.ts';
 
@@ -54,32 +54,22 @@ async function buildGoTool(tool: GoTool): Promise<string | null> {
   const tmp = `${bin}.tmp`;
   const t0 = performance.now();
   await run(['go', 'build', '-trimpath', '-ldflags', ldflags, '-o', tmp, tool.pkg], {
-    cwd: GO_MODULE_DIR,
+    cwd: goModuleDir(tool),
     env: { CGO_ENABLED: tool.cgo ? '1' : '0', GOFLAGS: '-mod=readonly' },
     write: true,
-    hint: `check the Go module proxy is reachable, then: cd scripts/tools && go build ${tool.pkg}`,
+    hint: `check the Go module proxy is reachable, then: cd ${join('scripts/tools', tool.dir ?? '')} && go build ${tool.pkg}`,
   });
   renameSync(tmp, bin);
   writeFileSync(stampFile, `${stamp}\n`);
   return `built ${tool.name} ${version} (${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${bin}`;
 }
 
-/**
- * lz4 >= 1.10 with threads, the export's compressor. Not fatal when it cannot be built (a mirror
- * without trixie sources): the export then runs block-parallel with the distro lz4, same bytes.
- */
+/** lz4 >= 1.10 with threads, the export's compressor (the host's lz4 1.9.4 has none). */
 async function buildLz4Threads(): Promise<string | null> {
   if (await findLz4Mt()) return null;
   const t0 = performance.now();
-  try {
-    const mt = await ensureLz4Mt();
-    return `built lz4 ${mt.version} (Debian ${mt.debianVersion}, ${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${mt.path}`;
-  } catch (e) {
-    if (!(e instanceof MetalError)) throw e;
-    warn(`setup: could not build lz4 >= 1.10: ${e.message.split('\n')[0]}`);
-    warn(`  the export falls back to the distro lz4, block-parallel (same bytes, more CPU); fix: ${e.hint ?? 'see above'}, then make setup`);
-    return null;
-  }
+  const mt = await ensureLz4Mt();
+  return `built lz4 ${mt.version} (Debian ${mt.debianVersion}, ${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${mt.path}`;
 }
 
 export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly string[] } = {}): Promise<SetupReport> {

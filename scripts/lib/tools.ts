@@ -42,6 +42,8 @@ export interface GoTool {
   cgo: boolean;
   /** Extra -ldflags; {version} is replaced by the module version. */
   ldflags: string;
+  /** The Go module under scripts/tools that pins it ('' for scripts/tools itself). */
+  dir?: string;
 }
 
 export const GO_TOOLS: readonly GoTool[] = [
@@ -61,6 +63,10 @@ export const GO_TOOLS: readonly GoTool[] = [
   })),
   // S3-compatible server for the publish tests (Apache-2.0; MinIO is AGPL).
   { name: 'versitygw', pkg: 'github.com/versity/versitygw/cmd/versitygw', module: 'github.com/versity/versitygw', cgo: false, ldflags: '' },
+  // The firewall's exporters and VPN (scripts/tools/firewall/go.mod, a module of its own so its
+  // dependency trees do not move the versions above): node_exporter on 9100, tailscale for `vpn`.
+  { name: 'node_exporter', pkg: 'github.com/prometheus/node_exporter', module: 'github.com/prometheus/node_exporter', cgo: false, dir: 'firewall', ldflags: '-X github.com/prometheus/common/version.Version={version}' },
+  ...['tailscale', 'tailscaled'].map((name) => ({ name, pkg: `tailscale.com/cmd/${name}`, module: 'tailscale.com', cgo: false, dir: 'firewall', ldflags: '' })),
 ];
 
 export const GO_MODULE_DIR = join(ROOT, 'scripts', 'tools');
@@ -71,9 +77,14 @@ export function pinnedVersion(goMod: string, module: string): string | undefined
   return re.exec(goMod)?.[1];
 }
 
+/** The directory of the Go module that pins a tool. */
+export function goModuleDir(tool: GoTool): string {
+  return tool.dir ? join(GO_MODULE_DIR, tool.dir) : GO_MODULE_DIR;
+}
+
 export function goToolVersion(tool: GoTool): string {
-  const v = pinnedVersion(readFileSync(join(GO_MODULE_DIR, 'go.mod'), 'utf8'), tool.module);
-  if (!v) throw new Error(`scripts/tools/go.mod does not require ${tool.module}`);
+  const v = pinnedVersion(readFileSync(join(goModuleDir(tool), 'go.mod'), 'utf8'), tool.module);
+  if (!v) throw new Error(`${join('scripts/tools', tool.dir ?? '', 'go.mod')} does not require ${tool.module}`);
   return v;
 }
 

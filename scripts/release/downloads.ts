@@ -7,6 +7,7 @@ import { parseMd5File } from '../lib/md5file.ts';
 import { IMAGE_FILE, downloadsMarkdown, imageId, imagePatch, listedImages, normalizeBaseUrl, prefixDate, type DownloadRow } from './plan.ts';
 import { STORE_ROOT, parsePrefix, resolvePublishTarget } from './prefix.ts';
 import { Store, storeSettings } from './store.ts';
+import { parseRecord, testedSummary } from '../lib/build-record.ts';
 
 export interface DownloadsOptions {
   env: Env;
@@ -42,11 +43,13 @@ export async function downloads(o: DownloadsOptions): Promise<{ prefix: string; 
       } catch {
         md5 = null;
       }
+      const record = img.recordKey ? parseRecord((await store.getBytes(img.recordKey))?.toString('utf8') ?? '') : null;
       rows.push({
         id: imageId(img.os, img.version, imagePatch(prefixDate(img.prefix), img.lastModified ?? now)),
         url: baseUrl + img.imageKey,
         md5,
         packagesUrl: img.packagesKey ? baseUrl + img.packagesKey : null,
+        tested: testedSummary(record, md5),
       });
     }
     return { prefix, rows, markdown: downloadsMarkdown(rows) };

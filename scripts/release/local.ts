@@ -14,7 +14,8 @@ import { ROOT } from '../lib/config.ts';
 import { PreconditionError } from '../lib/errors.ts';
 import { listOsFolders, loadImageDef } from '../lib/image-def.ts';
 import { parseMd5File } from '../lib/md5file.ts';
-import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, PART_SIZE, UPLOAD_ORDER, expectedEtag, imagePath, type ArtifactFile, type LocalObject } from './plan.ts';
+import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, PART_SIZE, RECORD_FILE, UPLOAD_ORDER, expectedEtag, imagePath, type ArtifactFile, type LocalObject } from './plan.ts';
+import { parseRecord, releaseCheck, RECORD_SCHEMA } from '../lib/build-record.ts';
 
 /** Size, md5 and the ETag an upload in `partSize` parts gets, computed over bytes as they pass. */
 export class ObjectHasher {
@@ -101,6 +102,8 @@ export interface LocalImage {
 export interface ImagePair {
   os: string;
   version: string;
+  /** The variant that builds this version ('' for the default). */
+  variant?: string;
 }
 
 /** The <os>/<version> pairs the image.yaml files under `root` define, each variant's version included. */
@@ -108,8 +111,11 @@ export function definedImages(root = ROOT): ImagePair[] {
   const out: ImagePair[] = [];
   for (const os of listOsFolders(root)) {
     const def = loadImageDef(os, '', root);
-    const versions = new Set([def.version, ...Object.values(def.variants).map((v) => v.version ?? def.version)]);
-    for (const version of versions) out.push({ os, version });
+    out.push({ os, version: def.version, variant: '' });
+    for (const [variant, v] of Object.entries(def.variants)) {
+      const version = v.version ?? def.version;
+      if (!out.some((p) => p.os === os && p.version === version)) out.push({ os, version, variant });
+    }
   }
   return out;
 }
@@ -118,6 +124,7 @@ export interface LocalCandidate {
   os: string;
   version: string;
   dir: string;
+  variant?: string;
 }
 
 export interface LocalListing {
@@ -179,7 +186,7 @@ export function findLocalImages(imagesDir: string, defined: readonly ImagePair[]
         refuseSymlink(dir, st);
         if (!st.isDirectory() || !lstatOrNull(join(dir, IMAGE_FILE))) continue;
         imagePath(os, version);
-        found.push({ os, version, dir });
+        found.push({ os, version, dir, variant: defined.find((d) => d.os === os && d.version === version)?.variant ?? '' });
       }
     }
   }
@@ -228,19 +235,51 @@ async function smallFile(path: string, fix: string): Promise<LocalFile & { bytes
   return { path, bytes, ...h, read: () => ({ body: bytes, sent: () => h }), replaced: replacedCheck(path, st) };
 }
 
+/** A file's bytes held in memory as an upload source (the build record as published). */
+function memoryFile(path: string, bytes: Buffer): LocalFile & { bytes: Buffer } {
+  const h = hashBytes(bytes);
+  return { path, bytes, ...h, read: () => ({ body: bytes, sent: () => h }), replaced: () => false };
+}
+
+/**
+ * The build record to publish: the local one when it says these bytes passed their lint and VM
+ * test; otherwise a refusal naming why and what to run, or with FORCE=1 the record marked as
+ * released untested (so the store says so too).
+ */
+async function recordToPublish(img: LocalCandidate, md5: string, force: boolean, warn: (line: string) => void): Promise<LocalFile & { bytes: Buffer }> {
+  const path = join(img.dir, RECORD_FILE);
+  const local = lstatOrNull(path) ? await smallFile(path, `re-run make ${img.os}`) : null;
+  const rec = local ? parseRecord(local.bytes.toString('utf8')) : null;
+  const target = img.variant ? `${img.os} VARIANT=${img.variant}` : img.os;
+  const verdict = releaseCheck(rec, md5, target);
+  if (verdict.ok) return local!;
+  if (!force) throw new PreconditionError(`${shown(img.dir)} is not published: ${verdict.reason}`, verdict.fix);
+  warn(`${shown(img.dir)}: published untested (FORCE=1): ${verdict.reason}`);
+  const marked = { ...(rec ?? { schema: RECORD_SCHEMA, definition: { os: img.os, version: img.version }, written: {} }), released_untested: verdict.reason };
+  return memoryFile(path, Buffer.from(`${JSON.stringify(marked, null, 2)}\n`));
+}
+
+export interface CheckOptions {
+  /** make release FORCE=1: publish without a build record that says the bytes passed. */
+  force?: boolean;
+  warn?: (line: string) => void;
+}
+
 /**
  * Check one artifact set. Every rule a local image must pass before it may be published is in
- * this function, so a new one (such as a build record with a passing lint and VM test) is added
- * here and nowhere else:
- * - the three files exist as regular files, not symlinks;
+ * this function, and nowhere else:
+ * - the files exist as regular files, not symlinks;
  * - img.tar.lz4 matches its .md5 (hashed from the file opened here, which stays open: the upload
  *   reads the same bytes, and checks them again as they go out);
- * - packages.txt is not empty.
+ * - packages.txt is not empty;
+ * - its build record (build.json) says these bytes, by md5, passed the lint and the VM test
+ *   (unless forced, when the published record says so).
  */
-export async function checkLocalImage(img: LocalCandidate): Promise<LocalImage> {
+export async function checkLocalImage(img: LocalCandidate, o: CheckOptions = {}): Promise<LocalImage> {
   const where = shown(img.dir);
   const fix = `re-run make export OS=${img.os}`;
   for (const f of UPLOAD_ORDER) {
+    if (f === RECORD_FILE) continue; // checked below, with what it says
     const st = lstatOrNull(join(img.dir, f));
     if (!st) throw new PreconditionError(`${where}/${f} is missing`, fix);
   }
@@ -291,10 +330,17 @@ export async function checkLocalImage(img: LocalCandidate): Promise<LocalImage> 
     await fh.close();
     throw e;
   }
+  let record: LocalFile;
+  try {
+    record = await recordToPublish(img, image.md5, o.force ?? false, o.warn ?? (() => {}));
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
   return {
     ...img,
     md5: image.md5,
-    files: { [IMAGE_FILE]: image, [PACKAGES_FILE]: packages, [MD5_FILE]: md5File } as Record<ArtifactFile, LocalFile>,
+    files: { [IMAGE_FILE]: image, [PACKAGES_FILE]: packages, [RECORD_FILE]: record, [MD5_FILE]: md5File },
     close: () => fh.close(),
   };
 }

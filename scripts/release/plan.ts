@@ -4,12 +4,16 @@ import { createHash } from 'node:crypto';
 import { UsageError } from '../lib/errors.ts';
 import { STORE_ROOT, isDate, parsePrefix, utcDate, type Channel } from './prefix.ts';
 
-export const IMAGE_FILE = 'img.tar.lz4';
-export const MD5_FILE = 'img.tar.lz4.md5';
-export const PACKAGES_FILE = 'packages.txt';
-export type ArtifactFile = typeof IMAGE_FILE | typeof MD5_FILE | typeof PACKAGES_FILE;
-/** Upload order: the image first, the md5 last, so a consumer never sees an md5 without its image. */
-export const UPLOAD_ORDER: readonly ArtifactFile[] = [IMAGE_FILE, PACKAGES_FILE, MD5_FILE];
+import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE } from '../lib/artifacts.ts';
+import { RECORD_FILE } from '../lib/build-record.ts';
+
+export { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, RECORD_FILE };
+export type ArtifactFile = typeof IMAGE_FILE | typeof MD5_FILE | typeof PACKAGES_FILE | typeof RECORD_FILE;
+/**
+ * Upload order: the image first, the md5 last, so a consumer never sees an md5 without its image.
+ * The build record (what was linted and tested) travels with the image.
+ */
+export const UPLOAD_ORDER: readonly ArtifactFile[] = [IMAGE_FILE, PACKAGES_FILE, RECORD_FILE, MD5_FILE];
 
 export const DEFAULT_BASE_URL = 'https://images.metal-stack.io/';
 
@@ -80,7 +84,8 @@ export function cacheControl(channel: Channel): string | undefined {
 }
 
 export function contentType(file: ArtifactFile): string {
-  return file === IMAGE_FILE ? 'application/x-lz4' : 'text/plain; charset=utf-8';
+  if (file === IMAGE_FILE) return 'application/x-lz4';
+  return file === RECORD_FILE ? 'application/json' : 'text/plain; charset=utf-8';
 }
 
 /** The ETag S3 computes for a multipart upload: md5 of the parts' binary md5s, "-", part count. */
@@ -141,6 +146,8 @@ export interface ListedImage {
   imageKey: string;
   md5Key: string;
   packagesKey: string | null;
+  /** The build record published beside it (build.json), if any. */
+  recordKey: string | null;
   size: number;
   lastModified: Date | undefined;
 }
@@ -168,6 +175,7 @@ export function listedImages(objects: readonly ListedObject[], prefix: string): 
       imageKey: o.key,
       md5Key: `${o.key}.md5`,
       packagesKey: byKey.has(`${dir}/${PACKAGES_FILE}`) ? `${dir}/${PACKAGES_FILE}` : null,
+      recordKey: byKey.has(`${dir}/${RECORD_FILE}`) ? `${dir}/${RECORD_FILE}` : null,
       size: o.size,
       lastModified: o.lastModified,
     });
@@ -192,14 +200,16 @@ export interface DownloadRow {
   /** null when the .md5 object is not an md5sum line. */
   md5: string | null;
   packagesUrl: string | null;
+  /** What the published build record says was tested on these bytes. */
+  tested: string;
 }
 
 /** The markdown downloads table. */
 export function downloadsMarkdown(rows: readonly DownloadRow[]): string {
-  const lines = ['| Image | URL | MD5 | Packages |', '| --- | --- | --- | --- |'];
+  const lines = ['| Image | URL | MD5 | Packages | Tested |', '| --- | --- | --- | --- | --- |'];
   for (const r of rows) {
     const pkgs = r.packagesUrl ? `[packages.txt](${r.packagesUrl})` : '-';
-    lines.push(`| ${r.id} | ${r.url} | ${r.md5 ?? '(invalid .md5)'} | ${pkgs} |`);
+    lines.push(`| ${r.id} | ${r.url} | ${r.md5 ?? '(invalid .md5)'} | ${pkgs} | ${r.tested} |`);
   }
   return lines.join('\n') + '\n';
 }

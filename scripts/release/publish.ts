@@ -98,7 +98,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     }
     await phase('check local images', async () => {
       for (const f of listing.found) {
-        const img = await checkLocalImage(f);
+        const img = await checkLocalImage(f, { force: o.force, warn: o.quiet ? undefined : warn });
         images.push(img);
         say(`${img.os}/${img.version}: ${IMAGE_FILE} ${formatBytes(img.files[IMAGE_FILE].size)}, md5 ${img.md5} matches its .md5`);
       }

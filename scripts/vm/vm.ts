@@ -88,7 +88,7 @@ export async function checkVmPrerequisites(def: ImageDef, dir: string, specs: re
   const goss = gossBinary();
   if (!existsSync(goss)) throw new PreconditionError(`goss is not built (${rel(goss)} is missing)`, 'run make setup (builds the pinned goss into .state/bin)');
   const artifact = join(dir, ARTIFACT);
-  if (!existsSync(artifact)) throw new PreconditionError(`no artifact to test: ${rel(artifact)} does not exist`, `run make export OS=${def.os}${def.variant ? ` BASE=${def.variant}` : ''} (or make ${def.os})`);
+  if (!existsSync(artifact)) throw new PreconditionError(`no artifact to test: ${rel(artifact)} does not exist`, `run make export OS=${def.os}${def.variant ? ` VARIANT=${def.variant}` : ''} (or make ${def.os})`);
   for (const s of specs) {
     if (!existsSync(s)) throw new UsageError(`goss spec ${rel(s)} does not exist`, `create ${rel(s)} (it includes tests/goss/common.yaml)`);
   }

@@ -111,7 +111,7 @@ test('make all: an image inherits the availability of the folder its base comes 
 async function fullBuild(os: string, variant: string, id: string): Promise<void> {
   const t0 = performance.now();
   const r = await cli(['build', os, ...(variant ? [`--variant=${variant}`] : [])], { env: PLAIN, echo: true });
-  console.log(`  ${id}: make ${os}${variant ? ` BASE=${variant}` : ''} took ${((performance.now() - t0) / 1000).toFixed(0)}s`);
+  console.log(`  ${id}: make ${os}${variant ? ` VARIANT=${variant}` : ''} took ${((performance.now() - t0) / 1000).toFixed(0)}s`);
   assert.is(r.code, 0, `build failed:\n${r.stderr.slice(-3000)}`);
   assert.match(r.stdout, new RegExp(`${id.replace(/\./g, '\\.')} \\(metal-images/${os}:\\S+\\) done in`));
   assert.match(r.stdout, /^lint\s+\S+\s+\S+\s+ok\b/m, 'the lint step ran and passed');
@@ -132,7 +132,7 @@ test('nvidia: full build + VM test (slow suite only, run make test-slow)', async
   assert.not.match(pk, /^ii {2}(dkms|nvidia-kernel-dkms|gcc-12)\s/m, 'no DKMS or compiler in the image');
 });
 
-test('firewall BASE=debian: full build + VM test (slow suite only, run make test-slow)', async () => {
+test('firewall VARIANT=debian: full build + VM test (slow suite only, run make test-slow)', async () => {
   if (!SLOW) {
     console.log('  skipped here: the Debian-based firewall builds and boots a VM (minutes); make test-slow runs it');
     return;

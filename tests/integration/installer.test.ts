@@ -435,7 +435,7 @@ async function prepare(): Promise<void> {
     const base = imageTag(def);
     const name = def.variant ? `${def.os}-${def.variant}` : def.os;
     if (await imageExists(base)) targets.push({ def, name, base, tag: `${TEST_TAG}-${name}:${def.version}` });
-    else notBuilt.push(`${base} (make ${def.os}${def.variant ? ` BASE=${def.variant}` : ''})`);
+    else notBuilt.push(`${base} (make ${def.os}${def.variant ? ` VARIANT=${def.variant}` : ''})`);
   }
   const t0 = performance.now();
   for (const t of targets) await derive(t.def, t.base, t.tag);

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, closeSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, openSync, closeSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYS } from '../../scripts/lib/config.ts';
@@ -197,7 +197,7 @@ test('only folders an image.yaml defines are published: 12-bak is set aside, a s
   fakeImage(images, 'debian', '12-bak', 64 * 1024);
   const r = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
   assert.is(r.code, 0, r.stderr);
-  assert.equal(await keys(prefix), [`${prefix}/debian/12/img.tar.lz4`, `${prefix}/debian/12/img.tar.lz4.md5`, `${prefix}/debian/12/packages.txt`]);
+  assert.equal(await keys(prefix), [`${prefix}/debian/12/build.json`, `${prefix}/debian/12/img.tar.lz4`, `${prefix}/debian/12/img.tar.lz4.md5`, `${prefix}/debian/12/packages.txt`]);
   assert.match(r.stdout, /warning: not published: \S*folders\/debian\/12-bak: no image\.yaml defines debian\/12-bak \(defined: .*debian\/12.*\)\n/);
 
   const linked = join(scratch, 'linked');
@@ -217,6 +217,40 @@ test('only folders an image.yaml defines are published: 12-bak is set aside, a s
   assert.is(fl.code, 3, fl.stdout + fl.stderr);
   assert.match(fl.stderr, /^error: \S*file-link\/debian\/12\/img\.tar\.lz4 is a symlink: release publishes only what the export wrote\n/);
   assert.equal(await keys('metal-os/pull_requests/file-link'), []);
+});
+
+test('an untested image is not published (its record lacks a passing VM test); FORCE=1 publishes it, and the store says untested', async () => {
+  const prefix = 'metal-os/pull_requests/untested';
+  const images = join(scratch, 'untested');
+  const f = fakeImage(images, 'debian', '12', 64 * 1024, undefined, { tested: false });
+  const r = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
+  assert.is(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stderr, /^error: \S*untested\/debian\/12 is not published: it was not linted\n {2}fix: run make lint OS=debian, then make vmtest OS=debian\n/m);
+  assert.equal(await keys(prefix), [], 'nothing written');
+
+  // the lint ran, the VM test was skipped (SKIP_VM_TEST=1 make debian): still refused
+  const rec = JSON.parse(readFileSync(join(f.dir, 'build.json'), 'utf8'));
+  rec.lint = { verdict: 'pass', md5: f.md5, errors: 0, warnings: 0, entries: 1 };
+  rec.vmtest = { verdict: 'skipped', reason: 'SKIP_VM_TEST=1', md5: f.md5, goss: [] };
+  writeFileSync(join(f.dir, 'build.json'), JSON.stringify(rec));
+  const s = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
+  assert.is(s.code, 3);
+  assert.match(s.stderr, /is not published: its VM test was skipped \(SKIP_VM_TEST=1\)\n {2}fix: run make vmtest OS=debian\n/);
+  // an image whose bytes are not the record's (make export after the test, a copied file)
+  writeFileSync(join(f.dir, 'build.json'), JSON.stringify({ ...rec, export: { ...rec.export, md5: '0'.repeat(32) } }));
+  const o = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
+  assert.match(o.stderr, /is not published: its img\.tar\.lz4 \(md5 [0-9a-f]{8}…\) is not the one the build record exported \(00000000…\)/);
+  assert.equal(await keys(prefix), []);
+
+  const forced = await cli(['release'], { env: { ...Object.fromEntries(KEYS.map((k) => [k, ''])), METAL_ENV_FILE: '/dev/null', PUBLIC_BASE_URL: 'https://images.example.test/', ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images, METAL_MAKE_FORCE: '1' } });
+  assert.is(forced.code, 0, forced.stdout + forced.stderr);
+  assert.match(forced.stdout, /published untested \(FORCE=1\): its img\.tar\.lz4/);
+  const published = JSON.parse((await text(`${prefix}/debian/12/build.json`))!);
+  assert.match(published.released_untested, /is not the one the build record exported/);
+  await assertConsistent(prefix);
+  const d = await cli(['downloads'], { env: { ...Object.fromEntries(KEYS.map((k) => [k, ''])), METAL_ENV_FILE: '/dev/null', PUBLIC_BASE_URL: 'https://images.example.test/', ...server.env, METAL_MAKE_PREFIX: prefix } });
+  assert.is(d.code, 0, d.stderr);
+  assert.match(d.stdout, /\| untested \(its img\.tar\.lz4 .*\) \|\n/);
 });
 
 test.run();

@@ -102,15 +102,17 @@ test('stable: the GitLab default branch publishes every image, md5 last, no-stor
     [
       ['metal-os/stable/debian/12/img.tar.lz4', 'uploaded'],
       ['metal-os/stable/debian/12/packages.txt', 'uploaded'],
+      ['metal-os/stable/debian/12/build.json', 'uploaded'],
       ['metal-os/stable/debian/12/img.tar.lz4.md5', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/packages.txt', 'uploaded'],
+      ['metal-os/stable/firewall/3.0-ubuntu/build.json', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.md5', 'uploaded'],
     ],
   );
   assert.is(r.objects[0]!.url, `${BASE}metal-os/stable/debian/12/img.tar.lz4`);
   assert.match(r.objects[0]!.id, /^debian-12\.0\.\d{8}$/);
-  assert.match(r.objects[3]!.id, /^firewall-3\.0-ubuntu\.\d{8}$/);
+  assert.match(r.objects[4]!.id, /^firewall-3\.0-ubuntu\.\d{8}$/);
   const img = await head('metal-os/stable/debian/12/img.tar.lz4');
   assert.is(img?.ContentLength, debian.size);
   assert.is(img?.CacheControl, 'no-store');
@@ -125,7 +127,7 @@ test('a re-run skips identical objects', async () => {
   const before = await head('metal-os/stable/debian/12/img.tar.lz4');
   const r = await publish({ env: envFor({ PUBLISH_PREFIX: 'metal-os/stable' }), imagesDir, quiet: true });
   assert.equal([...new Set(r.objects.map((o) => o.action))], ['skipped']);
-  assert.is(r.objects.length, 6);
+  assert.is(r.objects.length, 8);
   const after = await head('metal-os/stable/debian/12/img.tar.lz4');
   assert.is(after?.ETag, before?.ETag);
   assert.is(after?.LastModified?.getTime(), before?.LastModified?.getTime());
@@ -134,7 +136,7 @@ test('a re-run skips identical objects', async () => {
 test('release: a GitHub date tag publishes under the date, without no-store', async () => {
   const r = await publish({ env: envFor({ GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/20230710', GITHUB_EVENT_NAME: 'push' }), imagesDir, quiet: true });
   assert.is(r.target.prefix, 'metal-os/20230710');
-  assert.equal(r.objects.map((o) => o.id), ['debian-12.0.20230710', 'debian-12.0.20230710', 'debian-12.0.20230710', 'firewall-3.0-ubuntu.20230710', 'firewall-3.0-ubuntu.20230710', 'firewall-3.0-ubuntu.20230710']);
+  assert.equal(r.objects.map((o) => o.id), [...Array(4).fill('debian-12.0.20230710'), ...Array(4).fill('firewall-3.0-ubuntu.20230710')]);
   assert.is(r.objects[0]!.url, `${BASE}metal-os/20230710/debian/12/img.tar.lz4`);
   assert.is((await head('metal-os/20230710/debian/12/img.tar.lz4'))?.CacheControl, undefined);
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
@@ -174,13 +176,13 @@ test('release objects are immutable: a different image is refused, forcing overw
   const env = envFor({ PUBLISH_PREFIX: 'metal-os/20230710' });
   const e = await rejects(publish({ env, imagesDir: otherDir, quiet: true }));
   assert.instance(e, PreconditionError);
-  assert.is(e.message, 'metal-os/20230710/debian/12/img.tar.lz4 already exists with other content (and 2 more), and metal-os/20230710/ is a release: its objects are immutable');
+  assert.is(e.message, 'metal-os/20230710/debian/12/img.tar.lz4 already exists with other content (and 3 more), and metal-os/20230710/ is a release: its objects are immutable');
   assert.is((e as PreconditionError).hint, 'release under a new date, or re-run with make release FORCE=1 to overwrite');
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
   assert.is(await md5OfObject('metal-os/20230710/debian/12/img.tar.lz4'), debian.md5);
 
   const r = await publish({ env, imagesDir: otherDir, quiet: true, force: true });
-  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded']);
+  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded', 'uploaded']);
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${changed.md5}  img.tar.lz4\n`);
   // put the original back for the downloads test
   await publish({ env, imagesDir, quiet: true, force: true });
@@ -194,10 +196,10 @@ test('downloads: the markdown table of a prefix, as metal-image-cache-sync sees 
   assert.is(r.prefix, 'metal-os/20230710');
   assert.is(
     r.markdown,
-    '| Image | URL | MD5 | Packages |\n' +
-      '| --- | --- | --- | --- |\n' +
-      `| debian-12.0.20230710 | ${BASE}metal-os/20230710/debian/12/img.tar.lz4 | ${debian.md5} | [packages.txt](${BASE}metal-os/20230710/debian/12/packages.txt) |\n` +
-      `| firewall-3.0-ubuntu.20230710 | ${BASE}metal-os/20230710/firewall/3.0-ubuntu/img.tar.lz4 | ${firewall.md5} | [packages.txt](${BASE}metal-os/20230710/firewall/3.0-ubuntu/packages.txt) |\n`,
+    '| Image | URL | MD5 | Packages | Tested |\n' +
+      '| --- | --- | --- | --- | --- |\n' +
+      `| debian-12.0.20230710 | ${BASE}metal-os/20230710/debian/12/img.tar.lz4 | ${debian.md5} | [packages.txt](${BASE}metal-os/20230710/debian/12/packages.txt) | lint ok, VM 3/3 goss |\n` +
+      `| firewall-3.0-ubuntu.20230710 | ${BASE}metal-os/20230710/firewall/3.0-ubuntu/img.tar.lz4 | ${firewall.md5} | [packages.txt](${BASE}metal-os/20230710/firewall/3.0-ubuntu/packages.txt) | lint ok, VM 3/3 goss |\n`,
   );
   // without a prefix: where this environment publishes
   const stable = await downloads({ env: envFor({ CI_COMMIT_REF_NAME: 'master', CI_DEFAULT_BRANCH: 'master' }) });
@@ -217,9 +219,11 @@ test('promote: stable is copied server-side to the release date, md5 last, verif
     [
       ['metal-os/stable/debian/12/img.tar.lz4', 'metal-os/20230801/debian/12/img.tar.lz4', 'copied'],
       ['metal-os/stable/debian/12/packages.txt', 'metal-os/20230801/debian/12/packages.txt', 'copied'],
+      ['metal-os/stable/debian/12/build.json', 'metal-os/20230801/debian/12/build.json', 'copied'],
       ['metal-os/stable/debian/12/img.tar.lz4.md5', 'metal-os/20230801/debian/12/img.tar.lz4.md5', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/packages.txt', 'metal-os/20230801/firewall/3.0-ubuntu/packages.txt', 'copied'],
+      ['metal-os/stable/firewall/3.0-ubuntu/build.json', 'metal-os/20230801/firewall/3.0-ubuntu/build.json', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.md5', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4.md5', 'copied'],
     ],
   );
@@ -238,7 +242,7 @@ test('promote: stable is copied server-side to the release date, md5 last, verif
   await publish({ env: envFor({ PUBLISH_PREFIX: 'metal-os/stable' }), imagesDir: movedDir, quiet: true });
   const e = await rejects(promote({ env, date: '20230801', quiet: true }));
   assert.instance(e, PreconditionError);
-  assert.is(e.message, 'metal-os/20230801/debian/12/img.tar.lz4 already exists with other content (and 2 more), and metal-os/20230801/ is a release: its objects are immutable');
+  assert.is(e.message, 'metal-os/20230801/debian/12/img.tar.lz4 already exists with other content (and 3 more), and metal-os/20230801/ is a release: its objects are immutable');
   assert.is(await md5OfObject('metal-os/20230801/debian/12/img.tar.lz4'), debian.md5);
 });
 
@@ -252,7 +256,7 @@ test('DRY_RUN=1 prints every key and URL and needs no credentials', async () => 
     }
   }
   assert.match(r.stdout, /\ndebian-12\.0\.20230710 +metal-os\/20230710\/debian\/12\/img\.tar\.lz4 +would upload +16\.0 MiB +https:\/\/images\.example\.test\/metal-os\/20230710\/debian\/12\/img\.tar\.lz4\n/);
-  assert.match(r.stdout, /\[dry-run\] 6 object\(s\) under metal-os\/20230710\/ would be written; nothing was/);
+  assert.match(r.stdout, /\[dry-run\] 8 object\(s\) under metal-os\/20230710\/ would be written; nothing was/);
 });
 
 test('wrong credentials: a one-line error with the fix, no secret printed', async () => {
@@ -333,7 +337,7 @@ test('an upload killed mid-way never leaves an md5 beside a partial image', asyn
 
   // the next run completes, cleaning up the killed run's unfinished upload
   const r = await publish({ env: envFor({ PUBLISH_PREFIX: prefix }), imagesDir: dir, quiet: true });
-  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded']);
+  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded', 'uploaded']);
   assert.is(await text(`${key}.md5`), `${next.md5}  img.tar.lz4\n`);
   assert.is(await md5OfObject(key), next.md5);
   const left = await server.client.send(new ListMultipartUploadsCommand({ Bucket: server.bucket, Prefix: key }));

@@ -66,10 +66,10 @@ test('.env: an unknown key is an error naming the line and the key it likely mea
   usage(() => resolveEnv({}, 'METAL_ENV_FILE=/x\n'), '.env:1: METAL_ENV_FILE names the file to read and cannot be set inside it');
 });
 
-test('make variables: known names only, OS and PREFIX as arguments, BASE as the variant', () => {
+test('make variables: known names only, OS and PREFIX as arguments, VARIANT as the variant', () => {
   usage(() => resolveEnv({ METAL_MAKE_DRYRUN: '1' }), 'make variable DRYRUN is not known', 'drop DRYRUN=... from the make command line (known: OS, PREFIX, FORCE and the keys in .env.example)');
   assert.equal(makeArgs({ METAL_MAKE_OS: 'x; echo INJECTED', METAL_MAKE_PREFIX: '', OS: 'ignored' }), { OS: 'x; echo INJECTED' });
-  const env = resolveEnv({ METAL_MAKE_BASE: 'debian' });
+  const env = resolveEnv({ METAL_MAKE_VARIANT: 'debian' });
   assert.equal(withMakeArgs({ command: 'lint', positional: [], flags: {} }, { OS: 'firewall' }, env), { command: 'lint', positional: ['firewall'], flags: { variant: 'debian' } });
   assert.equal(withMakeArgs({ command: 'build', positional: ['firewall'], flags: {} }, {}, env), { command: 'build', positional: ['firewall'], flags: { variant: 'debian' } });
   assert.equal(withMakeArgs({ command: 'downloads', positional: [], flags: {} }, { PREFIX: 'stable', OS: 'debian' }, {}), { command: 'downloads', positional: ['stable'], flags: {} });

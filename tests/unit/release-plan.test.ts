@@ -135,15 +135,15 @@ test('listing seen as metal-image-cache-sync sees it', () => {
 
 test('downloads table', () => {
   const md = downloadsMarkdown([
-    { id: 'debian-12.0.20230710', url: 'https://i/metal-os/20230710/debian/12/img.tar.lz4', md5: 'a'.repeat(32), packagesUrl: 'https://i/metal-os/20230710/debian/12/packages.txt' },
-    { id: 'firewall-3.0-ubuntu.20230710', url: 'https://i/f', md5: null, packagesUrl: null },
+    { id: 'debian-12.0.20230710', url: 'https://i/metal-os/20230710/debian/12/img.tar.lz4', md5: 'a'.repeat(32), packagesUrl: 'https://i/metal-os/20230710/debian/12/packages.txt', tested: 'lint ok, VM 114/114 goss' },
+    { id: 'firewall-3.0-ubuntu.20230710', url: 'https://i/f', md5: null, packagesUrl: null, tested: 'no build record' },
   ]);
   assert.is(
     md,
-    '| Image | URL | MD5 | Packages |\n' +
-      '| --- | --- | --- | --- |\n' +
-      `| debian-12.0.20230710 | https://i/metal-os/20230710/debian/12/img.tar.lz4 | ${'a'.repeat(32)} | [packages.txt](https://i/metal-os/20230710/debian/12/packages.txt) |\n` +
-      '| firewall-3.0-ubuntu.20230710 | https://i/f | (invalid .md5) | - |\n',
+    '| Image | URL | MD5 | Packages | Tested |\n' +
+      '| --- | --- | --- | --- | --- |\n' +
+      `| debian-12.0.20230710 | https://i/metal-os/20230710/debian/12/img.tar.lz4 | ${'a'.repeat(32)} | [packages.txt](https://i/metal-os/20230710/debian/12/packages.txt) | lint ok, VM 114/114 goss |\n` +
+      '| firewall-3.0-ubuntu.20230710 | https://i/f | (invalid .md5) | - | no build record |\n',
   );
 });
 

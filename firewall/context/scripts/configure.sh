@@ -11,12 +11,16 @@ set -euo pipefail
 # the worker's container runtime goes with its packages; its config and crictl stay behind otherwise
 rm -rf /etc/containerd /etc/crictl.yaml /usr/local/bin/crictl
 
-# ---- nftables: base ruleset with forward policy drop -------------------------------------------
+# ---- nftables: nftables.conf loads /etc/nftables/*, where the installer writes the rules --------
 chmod 0755 /etc/nftables.conf
+mkdir -p /etc/nftables
+chmod 0755 /etc/nftables
 # the ruleset cannot be loaded in a build container (no CAP_NET_ADMIN); check what can be checked
-grep -qE '^[[:space:]]*type filter hook forward priority filter; policy drop;' /etc/nftables.conf \
-  || die "nftables.conf: the forward chain must have policy drop"
+grep -qx 'include "/etc/nftables/\*"' /etc/nftables.conf || die "nftables.conf must include /etc/nftables/* (the installer's rules)"
 nft --help >/dev/null || die "nft does not run"
+# the firewall's own rules are nftables; iptables (the worker body's legacy backend) follows nft
+update-alternatives --set iptables /usr/sbin/iptables-nft
+update-alternatives --set ip6tables /usr/sbin/ip6tables-nft
 
 # ---- chrony: only as chrony@<vrf>.service ---------------------------------------------------------
 chmod 0644 /etc/systemd/system/chrony@.service /etc/chrony/chrony.conf
@@ -29,12 +33,15 @@ suricata-update --version >/dev/null || die "suricata-update does not run"
 chmod 0644 /etc/logrotate.d/suricata
 logrotate --debug /etc/logrotate.d/suricata >/dev/null 2>&1 || die "logrotate rejects /etc/logrotate.d/suricata"
 
-# ---- exporters ---------------------------------------------------------------------------------
-chmod 0755 /usr/local/sbin/nftables-textfile-exporter
-python3 -m py_compile /usr/local/sbin/nftables-textfile-exporter
-rm -rf /usr/local/sbin/__pycache__
-command -v prometheus-node-exporter >/dev/null || die "prometheus-node-exporter is missing"
-mkdir -p /var/lib/prometheus/node-exporter
+# ---- exporters and VPN (their units are the installer's, in the right VRF) ----------------------
+chmod 0755 /usr/bin/nftables-exporter /usr/local/bin/node_exporter /usr/local/bin/tailscale /usr/local/bin/tailscaled
+chmod 0644 /etc/nftables_exporter.yaml
+python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' /usr/bin/nftables-exporter || die "nftables-exporter does not parse"
+/usr/local/bin/node_exporter --version >/dev/null 2>&1 || die "node_exporter does not run"
+/usr/local/bin/tailscale version >/dev/null || die "tailscale does not run"
+/usr/local/bin/tailscaled --version >/dev/null || die "tailscaled does not run"
+# where an operator drops the binaries that are not built here (firewall/image.yaml says why)
+mkdir -p /etc/firewall-controller /etc/droptailer-client
 
 chmod 0644 /etc/sysctl.d/50-metal-firewall.conf /etc/modules-load.d/metal-firewall.conf
 log "done"
