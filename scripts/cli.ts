@@ -1,6 +1,6 @@
 // Entry point for every make target: `tsx scripts/cli.ts <command> [args] [--dry-run] [--debug]`.
 // Commands live in scripts/commands/<name>.ts and export `main(args)`. Typed errors become exit
-// codes here and only here (STYLE.md §7): usage 2, precondition 3, tool failure 1, Ctrl-C 130.
+// codes here and only here: usage 2, precondition 3, tool failure 1, Ctrl-C 130.
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
 import { failureReport, UsageError } from './lib/errors.ts';

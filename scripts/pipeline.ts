@@ -1,4 +1,4 @@
-// `make <os>` reads like a table of contents (STYLE.md §1): each step is one named, timed function
+// `make <os>` reads like a table of contents: each step is one named, timed function
 // in scripts/steps/, taking the build context and returning its note; the build record
 // (images/<os>/<version>/build.json) is written step by step.
 import { existsSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // The benchmark's candidates, as data. Each one is a single child process the benchmark times and
-// samples: the upstream shell recipe (REFERENCE.md §5) run by sh, or the project's exporter run by
+// samples: the upstream shell recipe (docs/contract.md §5) run by sh, or the project's exporter run by
 // `node --import tsx scripts/cli.ts bench <os> --child-export ...` (exportImage, the code path of
 // `make <os>`).
 import { UsageError } from '../lib/errors.ts';
@@ -19,7 +19,7 @@ export interface Candidate {
 }
 
 export const CANDIDATES: readonly Candidate[] = [
-  { id: 'upstream', label: 'upstream recipe, distro lz4 -9 (REFERENCE §5)', kind: 'recipe', lz4: 'distro' },
+  { id: 'upstream', label: 'upstream recipe, distro lz4 -9 (docs/contract.md §5)', kind: 'recipe', lz4: 'distro' },
   { id: 'upstream-mt', label: 'same recipe, lz4 1.10 -9 -T<cores>', kind: 'recipe', lz4: 'mt', threads: 'all' },
   // lz4 1.10's -T0 ("auto") keeps 1 + cores/8 cores free: on 2 cores it compresses with ONE
   // thread. Opt-in, to show what upstream's literal -T0 does on small machines.
@@ -53,7 +53,7 @@ export function parseRuns(value: string | undefined): number {
 }
 
 /**
- * Upstream's export (REFERENCE.md §5), step by step and sequential:
+ * Upstream's export (docs/contract.md §5), step by step and sequential:
  *   docker export $(docker create IMG) > img.tar; docker run --rm IMG dpkg -l > packages.txt;
  *   lz4 -f -9 img.tar img.tar.lz4; rm img.tar; md5sum img.tar.lz4 > img.tar.lz4.md5
  * Values arrive as positional parameters, never spliced into the text. Differences from the

@@ -9,7 +9,7 @@ metal_name="$(basename "${0%.sh}")"
 log() { echo "${metal_name}: $*"; }
 die() { echo "${metal_name}: ERROR: $*" >&2; exit 1; }
 
-# The one kernel of the image (REFERENCE §3: exactly one /boot/System.map-<k>, keyed the way the
+# The one kernel of the image (docs/contract.md §3: exactly one /boot/System.map-<k>, keyed the way the
 # installer and the contract lint key it). Prints its version; dies on none or several.
 metal_kernel_version() {
   local maps=(/boot/System.map-*)

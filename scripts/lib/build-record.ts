@@ -1,4 +1,4 @@
-// The build record, images/<os>/<version>/build.json (STYLE.md §4, coreos-assembler's meta.json):
+// The build record, images/<os>/<version>/build.json:
 // written step by step by the pipeline (definition, build, export, lint, VM test, provisioning),
 // read by `make lint`, `make vmtest` and `make release`. Paths, ids, hashes and verdicts come from
 // here, not re-derived by each command, and release publishes only what the record says passed.
@@ -6,7 +6,7 @@
 // Each verdict names the md5 of the img.tar.lz4 it checked; a new build or export drops the
 // verdicts of the bytes it replaced. The file is replaced atomically (write + rename), so a reader
 // never sees half a record.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const RECORD_FILE = 'build.json';
@@ -158,6 +158,7 @@ export function readRecord(dir: string): BuildRecord | null {
 }
 
 export function writeRecord(dir: string, rec: BuildRecord): void {
+  mkdirSync(dir, { recursive: true });
   const p = recordPath(dir);
   const tmp = `${p}.partial-${process.pid}`;
   writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);

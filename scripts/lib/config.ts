@@ -1,4 +1,4 @@
-// Reads the environment once (STYLE.md §8) into one frozen, typed config, restricted to an
+// Reads the environment once into one frozen, typed config, restricted to an
 // allow-list of documented keys (see .env.example). One precedence rule for every key:
 //
 //   make's command line  >  the process environment  >  .env  >  the key's default

@@ -1,4 +1,4 @@
-// Image definitions are data (STYLE.md §2): each OS folder has an image.yaml. This module parses and
+// Image definitions are data: each OS folder has an image.yaml. This module parses and
 // validates it; scripts read fields and never branch on an OS name.
 import { readFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -64,7 +64,7 @@ export interface InstallerContract {
   nftables_conf: string;
 }
 
-/** What REFERENCE.md §3/§6 installers run on a Debian-like image; almalinux lists grub2-mkconfig and dracut instead. */
+/** What docs/contract.md §3/§6 installers run on a Debian-like image; almalinux lists grub2-mkconfig and dracut instead. */
 export const DEFAULT_REQUIRED_COMMANDS = [
   'bash', 'systemctl', 'useradd', 'userdel', 'chpasswd', 'sudo', 'sshd', 'grub-install', 'update-grub2', 'efibootmgr',
   'mdadm', 'lvm', 'update-initramfs', 'vtysh', 'ignition|cloud-init',
@@ -391,10 +391,19 @@ export function mergeUnits(base: ImageDef['units'], ...more: Units[]): ImageDef[
   return { order, state, default_target: target };
 }
 
-/** Pure: package lists joined per name, duplicates dropped, first occurrence's position kept. */
+/**
+ * Pure: package lists joined per name, duplicates dropped, first occurrence's position kept. An
+ * entry "-<package>" takes a package of a lower list out again (e.g. a Debian version that no
+ * longer has it).
+ */
 export function mergePackages(...lists: Record<string, string[]>[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const l of lists) for (const [k, v] of Object.entries(l)) out[k] = [...new Set([...(out[k] ?? []), ...v])];
+  for (const l of lists) {
+    for (const [k, v] of Object.entries(l)) {
+      const drop = new Set(v.filter((p) => p.startsWith('-')).map((p) => p.slice(1)));
+      out[k] = [...new Set([...(out[k] ?? []), ...v.filter((p) => !p.startsWith('-'))])].filter((p) => !drop.has(p));
+    }
+  }
   return out;
 }
 

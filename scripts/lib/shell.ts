@@ -1,4 +1,4 @@
-// The one module that runs commands (STYLE.md §3). Commands are argv arrays handed to zx, which
+// The one module that runs commands. Commands are argv arrays handed to zx, which
 // quotes every element (§4). Writes are skipped under dry-run; reads always run. A failed process
 // becomes a ToolError naming the command, its exit code and what that code means.
 import { $, ProcessOutput, type ProcessPromise } from 'zx';

@@ -1,4 +1,4 @@
-// The installability contract as pure rules over tar entries (REFERENCE.md §2, §3): what the
+// The installability contract as pure rules over tar entries (docs/contract.md §2, §3): what the
 // metal-hammer's untar accepts, what it silently drops, and what the installer needs to find. No
 // I/O here: lint.ts streams the artifact through TarReader into a ContractChecker; tests feed
 // crafted entries. Per-OS data (initrd naming, sudo group, commands, size budget) comes from the

@@ -1,4 +1,4 @@
-// Where a CI run publishes (REFERENCE.md §1). Pure: the environment and the clock go in, a store
+// Where a CI run publishes (docs/contract.md §1). Pure: the environment and the clock go in, a store
 // prefix comes out. Every prefix this module returns is one of exactly three shapes, built from
 // [0-9a-z-] only, so no tag or branch name can place a key outside metal-os/:
 //   metal-os/<YYYYMMDD>                 release (a tag)

@@ -1,4 +1,4 @@
-// Step "check tools". Check before side effects (STYLE.md §6): every tool and input the build needs, before anything
+// Step "check tools". Check before side effects: every tool and input the build needs, before anything
 // is built or written.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';

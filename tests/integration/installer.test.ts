@@ -1,4 +1,4 @@
-// Level (a) of the installer tests (issue 8): the in-image installer (scripts/installer) runs with
+// Level (a) of the installer tests: the in-image installer (scripts/installer) runs with
 // the fixtures of tests/fixtures/install, and over every machine install.yaml of metal-stack's
 // reference data (read in place), in a container of each built image, playing the metal-hammer's
 // part: no boot, bootloader skipped (INSTALL_SKIP_BOOTLOADER=1). The test compares the files it

@@ -1,4 +1,4 @@
-// The metal-hammer decompresses images with Go's github.com/pierrec/lz4/v4 v4.1.22 (REFERENCE.md
+// The metal-hammer decompresses images with Go's github.com/pierrec/lz4/v4 v4.1.22 (docs/contract.md
 // §2). tests/lz4compat is a small Go program built against exactly that version; it prints the
 // sha256 and length of what lz4.NewReader yields. Here it must reproduce the exported tar's bytes.
 //

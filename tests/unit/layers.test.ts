@@ -24,6 +24,7 @@ test('units: a later word about a unit wins, its first position is kept', () => 
 
 test('package lists are joined per build arg, without duplicates', () => {
   assert.equal(mergePackages({ P: ['a', 'b'], Q: ['x'] }, { P: ['b', 'c'] }), { P: ['a', 'b', 'c'], Q: ['x'] });
+  assert.equal(mergePackages({ P: ['a', 'b'] }, { P: ['-a', 'c'] }), { P: ['b', 'c'] }, '"-a" takes a out');
 });
 
 test('preset lines: template instances as "<template> <instance>"', () => {

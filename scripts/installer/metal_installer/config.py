@@ -297,7 +297,7 @@ def parse_console(value: str, file: str = INSTALL_YAML) -> Console:
 # cloud-init renders such userdata with Jinja before it reads it.
 JINJA_HEADER = "## template: jinja"
 CLOUD_CONFIG_HEADER = "#cloud-config"
-# a #cloud-config line this far down still marks cloud-config (REFERENCE §6.8)
+# a #cloud-config line this far down still marks cloud-config (docs/contract.md §6.8)
 CLOUD_CONFIG_LINES = 3
 
 

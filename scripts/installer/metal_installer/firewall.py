@@ -1,4 +1,4 @@
-"""A firewall's configuration (REFERENCE §9), as pure functions of the parsed install.yaml.
+"""A firewall's configuration (docs/contract.md §9), as pure functions of the parsed install.yaml.
 
 A metal-stack firewall joins the tenant's private networks, shared networks and the internet over
 EVPN/VXLAN to the leaves:
@@ -741,7 +741,7 @@ FIREWALL_CONTROLLER = "/usr/local/bin/firewall-controller"
 TAILSCALED = "/usr/local/bin/tailscaled"
 TAILSCALE = "/usr/local/bin/tailscale"
 TAILSCALE_AUTH_KEY = "/etc/tailscale/auth-key"
-# where an operator's Ignition userdata puts the credentials of the two (REFERENCE §9)
+# where an operator's Ignition userdata puts the credentials of the two (docs/contract.md §9)
 OPERATOR_DIRS = ("/etc/firewall-controller", "/etc/droptailer-client")
 
 

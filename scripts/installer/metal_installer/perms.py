@@ -1,7 +1,7 @@
 """What the metal-hammer's untar loses, recorded at build time and put back at install time.
 
-The hammer creates every directory 0755 and applies no owners and no file capabilities (REFERENCE
-§2.3): /root becomes world-readable, /var/tmp loses its sticky bit, /etc/frr belongs to root, ping
+The hammer creates every directory 0755 and applies no owners and no file capabilities (docs/contract.md
+§2): /root becomes world-readable, /var/tmp loses its sticky bit, /etc/frr belongs to root, ping
 loses cap_net_raw. At the end of the image build `install.py --record-permissions` writes every
 entry that such an untar would get wrong to permissions.tsv next to the installer; the
 "permissions" step restores them.

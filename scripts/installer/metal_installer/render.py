@@ -146,7 +146,7 @@ def frr_conf(inst: Install) -> str:
 
 
 def frr_machine_conf(inst: Install) -> str:
-    """A machine's FRR, statement for statement what metal-networker configured (REFERENCE §8):
+    """A machine's FRR, statement for statement what metal-networker configured (docs/contract.md §8):
 
     - peer group TOR: BGP unnumbered to the leaves over lan0 and lan1, announcing only own routes
       (as-path ^$), IPv4 and IPv6 unicast;
@@ -225,7 +225,7 @@ LLDP_TX_HOLD = 2
 
 def lldpd_conf(inst: Install) -> Optional[str]:
     """lldpd configuration (read by lldpcli when lldpd starts) that makes Debian's lldpd send what
-    metal-stack's go-lldpd sends (REFERENCE §10): System Name = the machine UUID, System
+    metal-stack's go-lldpd sends (docs/contract.md §10): System Name = the machine UUID, System
     Description "provisioned since <timestamp>", every 2 s with TTL 4 s, port id = interface name,
     on the lan interfaces. metal-core on the leaves takes such a frame as the machine's phone-home.
 
@@ -268,7 +268,7 @@ def cloud_init_cfg(inst: Install, payload: str) -> str:
 
     ds-identify (cloud-init's systemd generator) decides at boot whether cloud-init runs at all. It
     runs before local-fs.target, so a seed in /var/lib/cloud/seed is invisible to it when /var/lib
-    is a partition of its own (the default layout, REFERENCE §7). It also takes NoCloud as found
+    is a partition of its own (the default layout, docs/contract.md §7). It also takes NoCloud as found
     when the config under /etc/cloud names NoCloud with user-data and meta-data, and cloud-init's
     NoCloud reads exactly those keys from its datasource config. The file sorts after the image's
     99_metal.cfg, so it keeps that file's datasource_list.
@@ -326,7 +326,7 @@ SERIAL_BAUDS = (115200, 57600, 38400, 9600)
 
 def autologin_dropins(inst: Install) -> List[Tuple[str, str]]:
     """(path under /etc/systemd/system, text): machine consoles log user metal in without a password,
-    as upstream's machine images do (REFERENCE §11): the serial console of install.yaml's console
+    as upstream's machine images do (docs/contract.md §11): the serial console of install.yaml's console
     (systemd-getty-generator starts its getty from the kernel's console=) and tty1."""
     c = inst.console
     bauds = ",".join(str(b) for b in dict.fromkeys((c.speed,) + SERIAL_BAUDS))

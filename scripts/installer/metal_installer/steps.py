@@ -1,4 +1,4 @@
-"""The installer's steps, in the order REFERENCE §6 lists them. Each step is one function taking the
+"""The installer's steps, in the order docs/contract.md §6 lists them. Each step is one function taking the
 context; it returns a one-line summary or raises StepError. The texts come from render.py; this
 module only checks preconditions, puts files in place and runs the OS's tools.
 """
@@ -281,7 +281,7 @@ def frr(ctx: Context) -> str:
 
 
 def lldp(ctx: Context) -> str:
-    """lldpd announces the machine's phone-home (REFERENCE §10); lldpd reads the file when it starts."""
+    """lldpd announces the machine's phone-home (docs/contract.md §10); lldpd reads the file when it starts."""
     text = render.lldpd_conf(ctx.install)
     if text is None:
         if os.path.lexists(LLDPD_CONF):
