@@ -1,5 +1,5 @@
 // The one module that runs commands. Commands are argv arrays handed to zx, which
-// quotes every element (§4). Writes are skipped under dry-run; reads always run. A failed process
+// quotes every element. Writes are skipped under dry-run; reads always run. A failed process
 // becomes a ToolError naming the command, its exit code and what that code means.
 import { $, ProcessOutput, type ProcessPromise } from 'zx';
 import { spawn, type ChildProcess } from 'node:child_process';
