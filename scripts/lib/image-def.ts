@@ -119,6 +119,8 @@ export interface ImageDef {
   units: { order: string[]; state: Record<string, UnitState>; default_target: string };
   /** Extra keys of /etc/metal/build.yaml: key → shell command run in the finished image ({k} = kernel). */
   build_meta: Record<string, string>;
+  /** The <os> of the image store and of the image id (metal-os/<prefix>/<publish_as>/<version>); default the folder. */
+  publish_as: string;
   /** Command run in the built image whose stdout becomes packages.txt. */
   packages_command: string[];
   machine_type: 'machine' | 'firewall';
@@ -259,6 +261,7 @@ const schema = obj({
   packages: { check: packageLists, default: {} },
   units: { check: obj(unitsShape), default: { enable: [], disable: [], mask: [], default_target: '' } },
   build_meta: { check: buildMetaShape, default: {} },
+  publish_as: { check: str, default: '' },
   packages_command: { check: list(str) },
   machine_type: { check: oneOf('machine', 'firewall') },
   go_tools: { check: list(str), default: [] },
@@ -340,6 +343,8 @@ export function parseImageDef(text: string, file: string, folder: string): RawIm
     if (v.context !== undefined && (v.context.startsWith('/') || v.context.split('/').includes('..'))) bad(`field "variants.${name}.context" must be a folder inside ${folder}/`);
   }
   for (const l of def.layers) if (!/^[a-z0-9-]+$/.test(l) || l === 'finalize') bad(`field "layers": "${l}" is not a layer name`);
+  if (def.publish_as && !/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/.test(def.publish_as)) bad(`field "publish_as" "${def.publish_as}" is not an image name ([a-z0-9-])`);
+  def.publish_as ||= folder;
   if (!def.contract.initrd.includes('{k}')) bad('field "contract.initrd" must contain {k} (the kernel version)');
   for (const [name, v] of Object.entries(def.variants)) {
     if (!/^[a-z0-9-]+$/.test(name)) bad(`variant name "${name}" must be lower-case letters, digits and -`);

@@ -90,6 +90,7 @@ export interface LocalFile extends LocalObject {
 
 export interface LocalImage {
   os: string;
+  storeOs: string;
   version: string;
   dir: string;
   /** md5 of img.tar.lz4, checked against img.tar.lz4.md5. */
@@ -104,6 +105,8 @@ export interface ImagePair {
   version: string;
   /** The variant that builds this version ('' for the default). */
   variant?: string;
+  /** Its name in the store and the image id (image.yaml publish_as; default the folder). */
+  storeOs?: string;
 }
 
 /** The <os>/<version> pairs the image.yaml files under `root` define, each variant's version included. */
@@ -111,10 +114,10 @@ export function definedImages(root = ROOT): ImagePair[] {
   const out: ImagePair[] = [];
   for (const os of listOsFolders(root)) {
     const def = loadImageDef(os, '', root);
-    out.push({ os, version: def.version, variant: '' });
+    out.push({ os, version: def.version, variant: '', storeOs: def.publish_as });
     for (const [variant, v] of Object.entries(def.variants)) {
       const version = v.version ?? def.version;
-      if (!out.some((p) => p.os === os && p.version === version)) out.push({ os, version, variant });
+      if (!out.some((p) => p.os === os && p.version === version)) out.push({ os, version, variant, storeOs: def.publish_as });
     }
   }
   return out;
@@ -125,6 +128,8 @@ export interface LocalCandidate {
   version: string;
   dir: string;
   variant?: string;
+  /** Its name in the store and the image id: image.yaml's publish_as (nvidia/ publishes as debian-nvidia). */
+  storeOs: string;
 }
 
 export interface LocalListing {
@@ -186,7 +191,8 @@ export function findLocalImages(imagesDir: string, defined: readonly ImagePair[]
         refuseSymlink(dir, st);
         if (!st.isDirectory() || !lstatOrNull(join(dir, IMAGE_FILE))) continue;
         imagePath(os, version);
-        found.push({ os, version, dir, variant: defined.find((d) => d.os === os && d.version === version)?.variant ?? '' });
+        const pair = defined.find((d) => d.os === os && d.version === version);
+        found.push({ os, version, dir, variant: pair?.variant ?? '', storeOs: pair?.storeOs ?? os });
       }
     }
   }

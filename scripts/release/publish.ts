@@ -100,7 +100,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       for (const f of listing.found) {
         const img = await checkLocalImage(f, { force: o.force, warn: o.quiet ? undefined : warn });
         images.push(img);
-        say(`${img.os}/${img.version}: ${IMAGE_FILE} ${formatBytes(img.files[IMAGE_FILE].size)}, md5 ${img.md5} matches its .md5`);
+        say(`${img.storeOs}/${img.version}: ${IMAGE_FILE} ${formatBytes(img.files[IMAGE_FILE].size)}, md5 ${img.md5} matches its .md5`);
       }
     });
     const ctx: Ctx = { target, baseUrl, now, say, phase, force: o.force ?? false, quiet: o.quiet ?? false };
@@ -129,12 +129,12 @@ interface Ctx {
 }
 
 function keyOf(ctx: Ctx, img: LocalImage, f: ArtifactFile): string {
-  return objectKey(ctx.target.prefix, img.os, img.version, f);
+  return objectKey(ctx.target.prefix, img.storeOs, img.version, f);
 }
 
 function row(ctx: Ctx, img: LocalImage, f: ArtifactFile, action: Action, patch: string): PublishedObject {
   const key = keyOf(ctx, img, f);
-  return { id: imageId(img.os, img.version, patch), file: f, key, url: ctx.baseUrl + key, size: img.files[f].size, action };
+  return { id: imageId(img.storeOs, img.version, patch), file: f, key, url: ctx.baseUrl + key, size: img.files[f].size, action };
 }
 
 /** DRY_RUN: every key and URL, in upload order, without touching the store (no credentials). */
@@ -206,7 +206,7 @@ async function uploadAll(ctx: Ctx, store: Store, lock: PrefixLock, images: Local
     const listed = listedImages(await store.list(target.prefix), target.prefix);
     const objects: PublishedObject[] = [];
     for (const img of images) {
-      const seen = listed.find((l) => l.os === img.os && l.version === img.version && l.prefix === target.prefix);
+      const seen = listed.find((l) => l.os === img.storeOs && l.version === img.version && l.prefix === target.prefix);
       if (!seen || seen.size !== img.files[IMAGE_FILE].size) {
         throw new MetalError('tool', `${keyOf(ctx, img, IMAGE_FILE)} is not listed with its .md5 after the upload`, 're-run make release');
       }

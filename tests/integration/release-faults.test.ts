@@ -219,6 +219,17 @@ test('only folders an image.yaml defines are published: 12-bak is set aside, a s
   assert.equal(await keys('metal-os/pull_requests/file-link'), []);
 });
 
+test('the GPU image of nvidia/ is published as metal-stack names it: debian-nvidia/12, image id debian-nvidia-12.0.<date>', async () => {
+  const prefix = 'metal-os/20240105';
+  const images = join(scratch, 'gpu');
+  fakeImage(images, 'nvidia', '12', 64 * 1024);
+  const r = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.equal(await keys(prefix), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt'].map((f) => `${prefix}/debian-nvidia/12/${f}`));
+  assert.match(r.stdout, /debian-nvidia-12\.0\.20240105/);
+  await assertConsistent(prefix);
+});
+
 test('an untested image is not published (its record lacks a passing VM test); FORCE=1 publishes it, and the store says untested', async () => {
   const prefix = 'metal-os/pull_requests/untested';
   const images = join(scratch, 'untested');
