@@ -27,7 +27,7 @@ test('minimal definition gets defaults', () => {
 test('unknown field names file and field', () => {
   throwsUsage(
     () => parseImageDef(minimal + 'colour: blue\n', 'demo/image.yaml', 'demo'),
-    'demo/image.yaml: field "colour" is not known (expected one of: os, version, description, supported, layers, base, build_args, packages, units, build_meta, packages_command, machine_type, go_tools, contract, variants)',
+    'demo/image.yaml: field "colour" is not known (expected one of: os, version, description, supported, layers, base, build_args, packages, units, build_meta, publish_as, packages_command, machine_type, go_tools, contract, variants)',
   );
   throwsUsage(
     () => parseImageDef(minimal.replace('base: { image: "debian:12" }', 'base: { image: "debian:12", imgae: x }'), 'demo/image.yaml', 'demo'),
