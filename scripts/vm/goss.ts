@@ -207,6 +207,10 @@ export interface VarsInput {
   initrd: string;
   /** Effective sysctl settings of the image: key → regexp of the value (see sysctl.ts). */
   sysctl: Record<string, string>;
+  /** The machine was installed (the installer ran): checks of the pristine image do not apply. */
+  installed?: boolean;
+  /** Overrides DNS_NAME where another resolver answers (the rack's leaves). */
+  dnsName?: string;
 }
 
 /** Pure: the vars every spec is rendered with ({{.Vars.os}}, {{.Vars.sysctl}}, ...). */
@@ -218,8 +222,9 @@ export function gossVars(v: VarsInput): Record<string, unknown> {
     sudo_group: v.sudoGroup,
     kernel: v.kernel,
     initrd: v.initrd,
-    dns_name: DNS_NAME,
+    dns_name: v.dnsName ?? DNS_NAME,
     sysctl: v.sysctl,
+    installed: v.installed ?? false,
   };
 }
 

@@ -43,6 +43,8 @@ export interface BootOptions {
   specs?: string[];
   /** Default: METAL_ACCEL from the environment. */
   accel?: AccelSetting;
+  /** More goss vars, merged over gossVars() (e.g. install: installVars(install.yaml)). */
+  extraVars?: Record<string, unknown>;
 }
 
 export interface GossOutcome {
@@ -249,6 +251,7 @@ export async function bootVm(def: ImageDef, dir: string, opts: BootOptions = {})
       os: def.os, version: def.version, machineType: def.machine_type, sudoGroup: def.contract.sudo_group,
       kernel: found.version, initrd: basename(found.initrd), sysctl,
     });
+    Object.assign(vars, opts.extraVars ?? {});
     const varsFile = join(scratch, 'vars.yaml');
     writeFileSync(varsFile, stringify(vars));
     const rendered = new Map<string, string>();

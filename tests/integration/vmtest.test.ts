@@ -16,12 +16,14 @@ import { run, stream } from '../../scripts/lib/shell.ts';
 import { runVmTest, type VmTestResult } from '../../scripts/vm/check.ts';
 import { checkWithGoss } from '../../scripts/vm/check.ts';
 import { probeBoot, VmTestError } from '../../scripts/vm/vm.ts';
+import { installVars } from '../../scripts/vm/install-vars.ts';
 
 const def = loadImageDef('debian');
 const dir = join(config().imagesDir, def.os, def.version);
 const artifact = join(dir, 'img.tar.lz4');
 const MUST_FAIL = join(ROOT, 'tests/fixtures/goss/must-fail.yaml');
 const INSTALLED = join(ROOT, 'tests/goss/installed-machine.yaml');
+const FIXTURE = join(ROOT, 'tests/fixtures/install/machine.yaml');
 const CLI = [process.execPath, '--import', 'tsx', 'scripts/cli.ts', 'vmtest', 'debian'];
 
 /** The CLI's output without terminal colours. */
@@ -102,6 +104,8 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail
   let installedResults = '';
   let installed = null as VmTestResult | null;
   const r = (await runVmTest(def, dir, {
+    // installed-machine.yaml checks what the fixture asked for
+    extraVars: { install: installVars(readFileSync(FIXTURE, 'utf8')) },
     afterGoss: async (vm) => {
       vmInfo = { scratch: vm.scratch, pid: vm.qemuPid };
       assert.ok(alive(vm.qemuPid), 'QEMU runs while the VM is in use');
@@ -116,7 +120,7 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail
       }
       // Installer level (b), after must-fail (which expects no user metal): provision the running
       // VM with the machine fixture as the hammer would (minus grub/EFI), then check the result.
-      await vm.copyIn(join(ROOT, 'tests/fixtures/install/machine.yaml'), '/etc/metal/install.yaml', '0600');
+      await vm.copyIn(FIXTURE, '/etc/metal/install.yaml', '0600');
       const inst = await vm.ssh(['env', 'INSTALL_SKIP_BOOTLOADER=1', '/install.sh'], { nothrow: true, timeoutMs: 300_000 });
       installerLog = inst.stdout + inst.stderr;
       assert.is(inst.code, 0, `installer failed in the VM:\n${installerLog.slice(-3000)}`);
