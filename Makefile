@@ -12,12 +12,12 @@ CLI := node --import tsx scripts/cli.ts
 
 export DRY_RUN FORCE DATE BASE SKIP_VM_TEST METAL_ACCEL METAL_DEBUG
 
-.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest bench check $(OSES)
+.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest provision-test bench check $(OSES)
 
 help:
 	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
 	@echo "          make <os> BASE=<variant>  (e.g. make firewall BASE=debian)"
-	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make bench OS=<os>"
+	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make provision-test OS=<os> | make bench OS=<os>"
 	@echo "Publish:  make release [DRY_RUN=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
 
@@ -37,7 +37,7 @@ all: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	@$(CLI) all
 
-lint vmtest bench export: $(NODE_STAMP)
+lint vmtest provision-test bench export: $(NODE_STAMP)
 	@test -n "$(OS)" || { echo "error: OS is not set"; echo "  fix: make $@ OS=debian"; exit 2; }
 	@$(CLI) $@ $(OS) $(if $(BASE),--variant=$(BASE))
 

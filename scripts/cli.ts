@@ -27,7 +27,7 @@ export function parseArgs(argv: string[]): Args {
   return { command, positional, flags };
 }
 
-const COMMANDS = ['build', 'all', 'setup', 'export', 'lint', 'vmtest', 'bench', 'release', 'promote', 'downloads', 'check', 'help'];
+const COMMANDS = ['build', 'all', 'setup', 'export', 'lint', 'vmtest', 'provision-test', 'bench', 'release', 'promote', 'downloads', 'check', 'help'];
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
