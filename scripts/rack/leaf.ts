@@ -175,7 +175,7 @@ export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir
     procs.push({ name, p, fd });
   };
   start('zebra', [join(FRR_DIR, 'zebra'), '-N', netns, '-F', 'datacenter', '-f', join(dir, 'zebra.conf'), '-i', join(dir, 'zebra.pid'), '--log', 'stdout']);
-  await waitForSocket(`/var/run/frr/${netns}/zserv.api`, procs[0]!.p);
+  await waitForSocket(`/var/run/frr/${netns}/zserv.api`, procs[0]!.p, join(dir, 'zebra.log'));
   start('bgpd', [join(FRR_DIR, 'bgpd'), '-N', netns, '-F', 'datacenter', '-f', join(dir, 'bgpd.conf'), '-i', join(dir, 'bgpd.pid'), '--log', 'stdout']);
   start('lldpd', ['lldpd', '-d', '-u', join(dir, 'lldpd.socket'), '-I', port, '-S', `${plan.name} (metal-images rack test)`]);
   start('dns', [process.execPath, '--import', 'tsx', join(ROOT, 'scripts/rack/dns.ts'), ANYCAST_DNS, RACK_DNS_NAME, RACK_DNS_ANSWER]);
@@ -210,15 +210,22 @@ export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir
   return leaf;
 }
 
-async function waitForSocket(path: string, p: Streaming): Promise<void> {
-  const { existsSync } = await import('node:fs');
+async function waitForSocket(path: string, p: Streaming, log: string): Promise<void> {
+  const { existsSync, readFileSync } = await import('node:fs');
+  const said = (): string => {
+    try {
+      return readFileSync(log, 'utf8').trim().split('\n').slice(-1)[0] ?? '';
+    } catch {
+      return '';
+    }
+  };
   for (let i = 0; i < 100; i++) {
     if (existsSync(path)) return;
     if (p.child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   await p.done.catch((e: Error) => {
-    throw new PreconditionError(`zebra did not start in the leaf namespace: ${e.message}`, 'see the leaf\'s zebra.log in the run directory');
+    throw new PreconditionError(`zebra did not start in the leaf namespace: ${e.message}${said() ? `: ${said()}` : ''}`, 'is Debian\'s frr package installed and /var/run/frr there? (make setup)');
   });
-  if (!existsSync(path)) throw new PreconditionError(`zebra did not create ${path} within 10s`, 'see the leaf\'s zebra.log in the run directory');
+  if (!existsSync(path)) throw new PreconditionError(`zebra did not create ${path} within 10s${said() ? `: ${said()}` : ''}`, 'is Debian\'s frr package installed and /var/run/frr there? (make setup)');
 }

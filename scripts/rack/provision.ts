@@ -7,7 +7,7 @@
 //
 // Everything a run creates (QEMU, namespaces, taps, daemons, the scratch dir) is registered with
 // scripts/lib/cleanup.ts and carries the run's pid; a later run sweeps what a killed one left.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -152,6 +152,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
   mkdirSync(logDir, { recursive: true });
   mkdirSync(rackDir, { recursive: true });
   const scratch = mkdtempSync(join(rackDir, `${label}-${process.pid}-`));
+  chmodSync(scratch, 0o755); // the leaves' FRR runs as user frr and reads its files below it
   writeFileSync(join(scratch, 'owner'), `${process.pid}\n`);
 
   const phases: Record<string, number> = {};
