@@ -283,7 +283,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
 
     const installYaml = server.files.get('install.yaml')?.toString() ?? '';
     const bootInfo = parseBootInfo(server.files.get('boot-info.yaml')?.toString() ?? '');
-    const vmVars = { ...baseVars, install: installVars(installYaml) };
+    const vmVars = { ...baseVars, install: installVars(installYaml), rebooted: true };
     const varsFile = join(scratch, 'vars.yaml');
     writeFileSync(varsFile, stringify(vmVars));
     const rendered = new Map<string, string>();
