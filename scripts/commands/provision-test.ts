@@ -3,7 +3,8 @@
 // boot it again through the firmware and GRUB, and check it from inside (goss) and from its two
 // leaves (BGP, routes, ping, LLDP). Writes images/<os>/<version>/provision.json.
 // Flags: --ssh-timeout=<s> (wait for ssh per boot), --fail-step=<step> (fault injection: the
-// hammer fails that step, e.g. install).
+// hammer fails that step, e.g. install), --hammer-console=<console> (the console= the hammer
+// boots with, which it writes into install.yaml).
 import type { Args } from '../cli.ts';
 import { UsageError } from '../lib/errors.ts';
 import { loadImageDef } from '../lib/image-def.ts';
@@ -25,5 +26,7 @@ export async function main(args: Args): Promise<void> {
   }
   const fail = args.flags['fail-step'];
   if (fail !== undefined && (fail === true || !STEPS.includes(fail))) throw new UsageError(`--fail-step=${String(fail)} is not one of ${STEPS.join(', ')}`, 'e.g. --fail-step=install');
-  await runProvisionTest(def, artifactDir(def), { sshTimeoutSec, failStep: fail === undefined ? undefined : fail });
+  const console = args.flags['hammer-console'];
+  if (console === true) throw new UsageError('--hammer-console needs a value', 'e.g. --hammer-console=ttyS1,115200n8');
+  await runProvisionTest(def, artifactDir(def), { sshTimeoutSec, failStep: fail === undefined ? undefined : fail, hammerConsole: console });
 }

@@ -31,6 +31,7 @@ export const APT_TOOLS: readonly AptTool[] = [
   { bin: 'mkfs.vfat', pkg: 'dosfstools', why: 'makes the rack machine\'s ESP (in the hammer VM)' },
   { bin: 'vtysh', pkg: 'frr', why: 'the rack\'s leaf switches (zebra, bgpd in test namespaces)' },
   { bin: 'lldpd', pkg: 'lldpd', why: 'the rack\'s leaves see the machine\'s LLDP' },
+  { bin: 'ping', pkg: 'iputils-ping', why: 'the rack\'s leaves ping the machine over the BGP route' },
   { bin: 'socat', pkg: 'socat', why: 'forwards the hammer VM\'s HTTP requests to the test host\'s loopback' },
 ];
 

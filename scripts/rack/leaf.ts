@@ -138,6 +138,9 @@ export interface Leaf {
   dir: string;
   vtysh(cmd: string): Promise<RunResult>;
   lldpNeighbors(): Promise<LldpNeighbor[]>;
+  /** lldpd on the port, started once the port is in the namespace (per boot: the port comes and goes). */
+  startLldp(): Promise<void>;
+  stopLldp(): Promise<void>;
   exec(argv: readonly string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
   stop(): Promise<void>;
 }
@@ -174,10 +177,22 @@ export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir
     p.done.catch(() => {});
     procs.push({ name, p, fd });
   };
+  const stopProc = async ({ p, fd }: { p: Streaming; fd: number }): Promise<void> => {
+    if (p.child.exitCode === null && p.child.signalCode === null) {
+      const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
+      p.child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    }
+    try {
+      closeSync(fd);
+    } catch {
+      /* closed */
+    }
+  };
   start('zebra', [join(FRR_DIR, 'zebra'), '-N', netns, '-F', 'datacenter', '-f', join(dir, 'zebra.conf'), '-i', join(dir, 'zebra.pid'), '--log', 'stdout']);
   await waitForSocket(`/var/run/frr/${netns}/zserv.api`, procs[0]!.p, join(dir, 'zebra.log'));
   start('bgpd', [join(FRR_DIR, 'bgpd'), '-N', netns, '-F', 'datacenter', '-f', join(dir, 'bgpd.conf'), '-i', join(dir, 'bgpd.pid'), '--log', 'stdout']);
-  start('lldpd', ['lldpd', '-d', '-u', join(dir, 'lldpd.socket'), '-I', port, '-S', `${plan.name} (metal-images rack test)`]);
   start('dns', [process.execPath, '--import', 'tsx', join(ROOT, 'scripts/rack/dns.ts'), ANYCAST_DNS, RACK_DNS_NAME, RACK_DNS_ANSWER]);
 
   const leaf: Leaf = {
@@ -191,20 +206,18 @@ export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir
       return r.code === 0 ? parseLldpNeighbors(r.stdout) : [];
     },
     exec: (argv, o = {}) => run(inNs(netns, argv), { nothrow: true, timeoutMs: o.timeoutMs ?? 30_000 }),
-    async stop() {
-      for (const { p, fd } of procs.reverse()) {
-        if (p.child.exitCode === null && p.child.signalCode === null) {
-          const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
-          p.child.kill('SIGTERM');
-          await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-          if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-        }
-        try {
-          closeSync(fd);
-        } catch {
-          /* closed */
-        }
+    async startLldp() {
+      await leaf.stopLldp();
+      start('lldpd', ['lldpd', '-d', '-u', join(dir, 'lldpd.socket'), '-I', port, '-S', `${plan.name} (metal-images rack test)`]);
+    },
+    async stopLldp() {
+      for (const x of procs.filter((q) => q.name === 'lldpd')) {
+        await stopProc(x);
+        procs.splice(procs.indexOf(x), 1);
       }
+    },
+    async stop() {
+      for (const x of procs.reverse()) await stopProc(x);
     },
   };
   return leaf;

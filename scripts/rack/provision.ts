@@ -30,7 +30,7 @@ import { buildInitramfs } from './initramfs.ts';
 import { parseBgpSummary, parseLldpNeighbors, parseNeighborRoutes, parsePing, startLeaf, type Leaf } from './leaf.ts';
 import { checkNetnsPermission, createNetns, createTap, deleteNetns, deleteTap, hostRoutesVia, moveTapToHost, moveTapToLeaf, sweepRack, waitTapAttached } from './net.ts';
 import { defaultLayout, DISK_MIB, LEAVES, machinePlan, MACHINE, MGMT_MAC, rackAdditions, RACK_DNS_NAME, ANYCAST_DNS, runNames } from './plan.ts';
-import { hammerCmdline, HOST_SERVICE, OVMF_CODE, OVMF_VARS, rackQemuArgv } from './qemu.ts';
+import { hammerCmdline, HOST_SERVICE, OVMF_DIR, ovmfFiles, rackQemuArgv } from './qemu.ts';
 import { duplicateParams, grubKernelLine, parseBootInfo, verdict, type BootReport, type Check, type GossTotals, type LeafReport, type ProvisionReport } from './report.ts';
 import { startServer, type HammerEvent, type ProvisionServer } from './server.ts';
 
@@ -44,7 +44,8 @@ export interface ProvisionOptions {
   installTimeoutSec?: number;
   /** Fault injection: the hammer fails this step (partition, mkfs, mount, pull, burn, install, ...). */
   failStep?: string;
-  /** The kernel command line the installed machine is booted with instead of boot-info's (faults). */
+  /** console= of the hammer's kernel command line, which becomes install.yaml's console (faults). */
+  hammerConsole?: string;
   retry?: RetryOptions;
 }
 
@@ -59,9 +60,10 @@ export function hammerBinary(): string {
 
 /** Check before side effects: tools, firmware, the hammer binary, the artifact, namespaces. */
 export async function checkProvisionPrerequisites(def: ImageDef, dir: string, tag: string): Promise<void> {
-  await requireTools(['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'lz4', 'tar', 'ip', 'socat', 'vtysh', 'lldpd', 'lldpcli'], 'the rack test needs it');
-  for (const f of [OVMF_CODE, OVMF_VARS]) {
-    if (!existsSync(f)) throw new PreconditionError(`no OVMF firmware: ${f} is missing (QEMU's EFI firmware, Debian's ovmf package)`, 'run make setup (installs ovmf), or apt-get install ovmf');
+  await requireTools(['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'lz4', 'tar', 'ip', 'socat', 'vtysh', 'lldpd', 'lldpcli', 'ping'], 'the rack test needs it');
+  const fw = ovmfFiles(config().env.METAL_OVMF_DIR ?? OVMF_DIR);
+  for (const f of [fw.code, fw.vars]) {
+    if (!existsSync(f)) throw new PreconditionError(`no OVMF firmware: ${f} is missing (QEMU's EFI firmware, Debian's ovmf package)`, 'run make setup (installs ovmf), or apt-get install ovmf; METAL_OVMF_DIR names another directory');
   }
   for (const d of ['zebra', 'bgpd']) {
     if (!existsSync(`/usr/lib/frr/${d}`)) throw new PreconditionError(`FRR's ${d} is missing (/usr/lib/frr/${d})`, 'run make setup (installs frr), or apt-get install frr');
@@ -213,8 +215,9 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     }
 
     // ---- the machine's firmware store and disk
+    const fw = ovmfFiles(config().env.METAL_OVMF_DIR ?? OVMF_DIR);
     const vars = join(scratch, 'OVMF_VARS.fd');
-    copyFileSync(OVMF_VARS, vars);
+    copyFileSync(fw.vars, vars);
     const disk = join(scratch, 'disk.img');
     await run(['truncate', '-s', `${DISK_MIB}M`, disk]);
     const accel = await chooseAccel(parseAccelSetting(config().env.METAL_ACCEL), hb.kernel, scratch);
@@ -226,8 +229,8 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     const boot = async (n: 1 | 2): Promise<{ serial: [string, string]; t: number }> => {
       const serial: [string, string] = [join(logDir, `boot${n}-ttyS0.log`), join(logDir, `boot${n}-ttyS1.log`)];
       const argv = rackQemuArgv({
-        accel: accel.accel, ovmfCode: OVMF_CODE, ovmfVars: vars, disk,
-        kernel: n === 1 ? { kernel: hb.kernel, initrd: hb.initramfs, append: hammerCmdline(MGMT_MAC) } : undefined,
+        accel: accel.accel, ovmfCode: fw.code, ovmfVars: vars, disk,
+        kernel: n === 1 ? { kernel: hb.kernel, initrd: hb.initramfs, append: hammerCmdline(MGMT_MAC, o.hammerConsole) } : undefined,
         mgmtMac: MGMT_MAC, sshPort, serverPort: server!.port,
         lan: LEAVES.map((l) => ({ mac: l.machineNic.mac, tap: names.tap[l.name] })),
         serial, pidFile: join(scratch, 'qemu.pid'),
@@ -243,6 +246,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         }
         await moveTapToLeaf(tap, names.netns[leaf.name], 9000);
         tapHome[leaf.name] = names.netns[leaf.name];
+        await leaves.find((l) => l.plan.name === leaf.name)!.startLldp();
         const routes = await hostRoutesVia(tap);
         if (routes.length) throw new ProvisionError(`the host namespace routes via ${tap}: ${routes.join('; ')}`, 'the lan links must only exist in the leaves');
       }
@@ -350,7 +354,16 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
           peers = parseBgpSummary((await leaf.vtysh('show bgp summary json')).stdout || '{}');
         }
         const routes = parseNeighborRoutes((await leaf.vtysh(`show bgp ipv4 unicast neighbors ${leaf.port} routes json`)).stdout || '{}');
-        const ping = parsePing((await leaf.exec(['ping', '-c', '3', '-W', '2', '-I', leaf.plan.loopback, MACHINE.ip])).stdout);
+        const pingOut = await leaf.exec(['ping', '-c', '3', '-W', '2', '-I', leaf.plan.loopback, MACHINE.ip]);
+        const ping = parsePing(pingOut.stdout);
+        // the leaf's kernel route to the machine: over the port, to the machine's link-local address
+        let kernelRoute = { dev: '', via: '' };
+        try {
+          const rg = JSON.parse((await leaf.exec(['ip', '-j', 'route', 'get', MACHINE.ip])).stdout || '[]') as { dev?: string; via?: { host?: string }; gateway?: string }[];
+          kernelRoute = { dev: rg[0]?.dev ?? '', via: rg[0]?.via?.host ?? rg[0]?.gateway ?? '' };
+        } catch {
+          /* reported below */
+        }
         let lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
         for (let i = 0; i < 15 && !lldp; i++) {
           await sleep(2000);
@@ -362,8 +375,9 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         const lp = `${pre}${leaf.plan.name}.`;
         checks.push({ id: `${lp}bgp-established`, ok: p?.state === 'Established', detail: `${leaf.port}: ${p?.state ?? 'no peer'}` });
         const own = routes.find((r) => r.prefix === `${MACHINE.ip}/32`);
-        checks.push({ id: `${lp}machine-prefix`, ok: own !== undefined && own.via.includes(leaf.port), detail: own ? `${own.prefix} via ${own.via.join(',')} path ${own.path}` : `${MACHINE.ip}/32 not learned (got ${routes.map((r) => r.prefix).join(', ') || 'nothing'})` });
-        checks.push({ id: `${lp}ping`, ok: ping.received > 0, detail: `ping ${MACHINE.ip} from ${leaf.plan.loopback}: ${ping.received}/${ping.sent} answered` });
+        for (const r of routes) if (r.via.length === 0) r.via = [leaf.port];
+        checks.push({ id: `${lp}machine-prefix`, ok: own !== undefined && kernelRoute.dev === leaf.port, detail: own ? `${own.prefix} from ${leaf.port} (AS path ${own.path}); kernel route dev ${kernelRoute.dev || 'none'} via ${kernelRoute.via || 'none'}` : `${MACHINE.ip}/32 not learned (got ${routes.map((r) => r.prefix).join(', ') || 'nothing'})` });
+        checks.push({ id: `${lp}ping`, ok: ping.received > 0, detail: ping.sent ? `ping ${MACHINE.ip} from ${leaf.plan.loopback}: ${ping.received}/${ping.sent} answered` : `ping did not run: ${oneLine(pingOut.stderr || pingOut.stdout || `exit ${pingOut.code}`, 160)}` });
         checks.push({ id: `${lp}lldp-neighbour`, ok: lldp !== null, detail: lldp ? `System Name ${JSON.stringify(lldp.systemName)}, System Description ${JSON.stringify(lldp.systemDescription)}` : 'no LLDP neighbour on the machine port' });
         leafReports.push({
           name: leaf.plan.name, asn: leaf.plan.asn, port: leaf.port,
@@ -394,6 +408,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     await run(sshArgv({ key, port: sshPort, user: 'metal' }, ['sudo', '-k', '-S', '-p', '', 'systemctl', 'poweroff']), { input: `${password}\n`, nothrow: true, timeoutMs: 30_000 });
     if (!(await Promise.race([vm1.exit.then(() => true), sleep(120_000).then(() => false)]))) await vm1.stop();
     for (const leaf of LEAVES) {
+      await leaves.find((l) => l.plan.name === leaf.name)!.stopLldp();
       await moveTapToHost(names.tap[leaf.name], names.netns[leaf.name]);
       tapHome[leaf.name] = undefined;
     }

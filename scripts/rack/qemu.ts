@@ -11,9 +11,11 @@ export const HOST_SERVICE = { ip: '10.0.2.100', port: 80 } as const;
 /** The management NIC's static address in QEMU's user network. */
 export const MGMT_IP = '10.0.2.15/24';
 
-/** Debian's ovmf package: 4 MiB firmware volumes, no Secure Boot. */
-export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** Debian's ovmf package: 4 MiB firmware volumes, no Secure Boot (the directory: METAL_OVMF_DIR). */
+export const OVMF_DIR = '/usr/share/OVMF';
+export function ovmfFiles(dir = OVMF_DIR): { code: string; vars: string } {
+  return { code: `${dir}/OVMF_CODE_4M.fd`, vars: `${dir}/OVMF_VARS_4M.fd` };
+}
 
 export interface RackNic {
   mac: string;
@@ -84,9 +86,9 @@ export function rackQemuArgv(s: RackQemuSpec): string[] {
 }
 
 /** Pure: the hammer VM's kernel command line (console as on a metal-stack server). */
-export function hammerCmdline(mgmtMac: string): string {
+export function hammerCmdline(mgmtMac: string, console = 'ttyS1,115200n8'): string {
   return [
-    'console=ttyS1,115200n8',
+    `console=${console}`,
     `rack.job=http://${HOST_SERVICE.ip}:${HOST_SERVICE.port}/job.json`,
     `rack.mac=${mgmtMac}`,
     `rack.ip=${MGMT_IP}`,
