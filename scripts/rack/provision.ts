@@ -136,7 +136,7 @@ function printTail(path: string, n = 40): void {
 }
 
 /** Run the rack test for the artifact in `dir`; writes <dir>/provision.json and <dir>/provision/. */
-export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionOptions = {}): Promise<ProvisionReport> {
+export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionOptions = {}): Promise<ProvisionReport & { note: string }> {
   const label = imageId(def);
   const names = runNames(process.pid);
   await checkProvisionPrerequisites(def, dir, names.tag);
@@ -446,7 +446,9 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         `see ${rel(reportPath)} and ${rel(logDir)}/`,
       );
     }
-    return report;
+    // one line for the pipeline's summary table (the step returns { note })
+    const note = `rack: kexec ${boots[0]!.secondsToSsh}s, grub ${boots[1]!.secondsToSsh}s to ssh, both leaves Established${v.knownDefects.length ? `, ${v.knownDefects.length} known image defect(s)` : ''}`;
+    return { ...report, note };
   } finally {
     await cleanup();
   }
