@@ -265,7 +265,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     if (outcome === 'timeout' || outcome === 'qemu-exit' || (typeof outcome === 'object' && outcome.status === 'failed')) {
       printTail(b1.serial[1]);
       if (typeof outcome === 'object') {
-        const installerLine = /metal-installer: FAILED in step .*/.exec(outcome.output ?? '')?.[0];
+        const installerLine = /metal-installer: FAILED.*/.exec(outcome.output ?? '')?.[0];
         throw new ProvisionError(
           `the hammer failed in step ${outcome.step}: ${installerLine ?? oneLine(outcome.detail ?? '', 300)}`,
           `see ${rel(b1.serial[1])}${outcome.step === 'install' ? ` and ${rel(join(logDir, 'installer.log'))}` : ''}`,
