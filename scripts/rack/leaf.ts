@@ -181,7 +181,7 @@ export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir
     if (p.child.exitCode === null && p.child.signalCode === null) {
       const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
       p.child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())]);
       if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
     }
     try {

@@ -50,6 +50,8 @@ export interface ProvisionOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A timer for Promise.race that does not keep the process alive once the race is decided. */
+const deadline = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 const secs = (t0: number): number => Math.round((performance.now() - t0) / 100) / 10;
 
 export class ProvisionError extends VmTestError {}
@@ -113,9 +115,9 @@ function startQemu(argv: string[]): QemuRun {
     async stop() {
       if (done) return;
       q.child.kill('SIGTERM');
-      if (await Promise.race([exit.then(() => true), sleep(10_000).then(() => false)])) return;
+      if (await Promise.race([exit.then(() => true), deadline(10_000).then(() => false)])) return;
       q.child.kill('SIGKILL');
-      await Promise.race([exit, sleep(5000)]);
+      await Promise.race([exit, deadline(5000)]);
     },
   };
 }
@@ -256,7 +258,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     // ---- power on: the hammer provisions the disk and kexecs
     const b1 = await boot(1);
     const hammerDone = server.waitFor((e) => (e.step === 'kexec' && e.status !== 'start') || e.status === 'failed', qemu!.exit.then(() => 'qemu-exit'));
-    const installTimer = sleep(installTimeout * 1000).then(() => 'timeout' as const);
+    const installTimer = deadline(installTimeout * 1000).then(() => 'timeout' as const);
     const outcome = await Promise.race([hammerDone.then((e) => e, (r: unknown) => r as string), installTimer]);
     for (const f of ['install.yaml', 'boot-info.yaml', 'fstab', 'lvmlocal.conf', 'installer.log'] as const) {
       const b = server.files.get(f);
@@ -406,7 +408,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     // ---- power off, then the cold boot through the firmware and GRUB
     const vm1 = qemu!;
     await run(sshArgv({ key, port: sshPort, user: 'metal' }, ['sudo', '-k', '-S', '-p', '', 'systemctl', 'poweroff']), { input: `${password}\n`, nothrow: true, timeoutMs: 30_000 });
-    if (!(await Promise.race([vm1.exit.then(() => true), sleep(120_000).then(() => false)]))) await vm1.stop();
+    if (!(await Promise.race([vm1.exit.then(() => true), deadline(120_000).then(() => false)]))) await vm1.stop();
     for (const leaf of LEAVES) {
       await leaves.find((l) => l.plan.name === leaf.name)!.stopLldp();
       await moveTapToHost(names.tap[leaf.name], names.netns[leaf.name]);
@@ -416,7 +418,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     boots.push(await check(2, 'grub', b2.t, b2.serial[1]));
     const grubLine = grubKernelLine(boots[1]!.cmdline);
     await run(sshArgv({ key, port: sshPort, user: 'metal' }, ['sudo', '-k', '-S', '-p', '', 'systemctl', 'poweroff']), { input: `${password}\n`, nothrow: true, timeoutMs: 30_000 });
-    await Promise.race([qemu!.exit, sleep(60_000)]);
+    await Promise.race([qemu!.exit, deadline(60_000)]);
 
     const v = verdict(boots.flatMap((b) => b.checks));
     const report: ProvisionReport = {

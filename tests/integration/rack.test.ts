@@ -16,6 +16,9 @@ import { run, stream } from '../../scripts/lib/shell.ts';
 import { ProvisionError, REPORT_FILE, runProvisionTest } from '../../scripts/rack/provision.ts';
 import type { ProvisionReport } from '../../scripts/rack/report.ts';
 import { lintArtifact } from '../../scripts/lint/lint.ts';
+import { defaultLayout } from '../../scripts/rack/plan.ts';
+import { parse } from 'yaml';
+import { referenceFile } from '../helpers/reference.ts';
 
 const def = loadImageDef('debian');
 const dir = join(config().imagesDir, def.os, def.version);
@@ -36,6 +39,31 @@ async function leftovers(): Promise<string[]> {
   });
   return [...ns.map((n) => `netns ${n}`), ...links.map((l) => `tap ${l}`), ...scratch.map((s) => `scratch ${s}`), ...qemu.map((q) => `qemu pid ${q}`)];
 }
+
+test('rack-hammer writes install.yaml byte for byte as the hammer serialises it (reference/hammer/machine.yaml)', async () => {
+  const refText = readFileSync(referenceFile('hammer', 'machine.yaml'), 'utf8');
+  const ref = parse(refText) as Record<string, unknown> & { sshpublickey: string; root_uuid: string; timestamp: string; console: string };
+  // the allocation as the hammer gets it (keys joined by newlines, the rest as is)
+  const machine = {
+    hostname: ref.hostname, networks: ref.networks, machineuuid: ref.machineuuid, sshpubkeys: ref.sshpublickey.split('\n'), password: ref.password,
+    nics: ref.nics, role: ref.role, dns_servers: ref.dns_servers, ntp_servers: ref.ntp_servers, userdata: '',
+  };
+  const out = await run([HAMMER, 'install-yaml', `--root-uuid=${ref.root_uuid}`, `--timestamp=${ref.timestamp}`, `--console=${ref.console}`], { input: JSON.stringify(machine) });
+  assert.is(out.stdout, refText);
+});
+
+test('rack-hammer writes fstab as the hammer does: depth order, UUIDs, the tmpfs with its options', async () => {
+  const layout = defaultLayout('/dev/vda');
+  const out = await run([HAMMER, 'fstab'], { input: JSON.stringify({ layout, uuids: { '/dev/vda1': 'EF00-0001', '/dev/vda2': 'root-uuid', '/dev/vda3': 'varlib-uuid' } }) });
+  assert.is(out.stdout, [
+    '# created by metal-hammer: "rack-hammer (metal-images test bed)"',
+    'UUID=root-uuid / ext4 defaults 0 1',
+    'tmpfs /tmp tmpfs defaults,noatime,nosuid,nodev,noexec,mode=1777,size=512M 0 0',
+    'UUID=EF00-0001 /boot/efi vfat defaults 0 2',
+    'UUID=varlib-uuid /var/lib ext4 defaults 0 2',
+    '',
+  ].join('\n'));
+});
 
 test('the hammer\'s untar (archiver v2.1.0) loses exactly what the lint warns about', async () => {
   const work = mkdtempSync(join(tmpdir(), 'rack-untar-'));
