@@ -129,7 +129,8 @@ export async function buildInitramfs(artifact: string, hammerBin: string, dir: s
   if (missing.length) throw new PreconditionError(`the hammer VM needs ${missing.join(', ')} from the host`, `apt-get install ${HOST_TOOL_PACKAGES} (make setup does)`);
   const x = mkdtempSync(join(dir, 'kernel-'));
   try {
-    await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', 'boot/vmlinuz-*', 'usr/lib/modules/*/modules.dep'], {
+    // --no-anchored: members may be named ./boot/... (the hammer's untar takes both forms)
+    await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', '--no-anchored', 'boot/vmlinuz-*', 'usr/lib/modules/*/modules.dep'], {
       hint: `the artifact may be damaged: re-run make export`,
     });
     const boot = join(x, 'boot');
@@ -138,7 +139,7 @@ export async function buildInitramfs(artifact: string, hammerBin: string, dir: s
     const version = kernels[0]!.slice('vmlinuz-'.length);
     const modRoot = `usr/lib/modules/${version}`;
     const order = moduleLoadOrder(readFileSync(join(x, modRoot, 'modules.dep'), 'utf8'), HAMMER_MODULES);
-    await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, ...order.map((m) => `${modRoot}/${m}`)], { hint: 'the artifact may be damaged: re-run make export' });
+    await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', '--no-anchored', ...order.map((m) => `${modRoot}/${m}`)], { hint: 'the artifact may be damaged: re-run make export' });
 
     const entries: CpioEntry[] = [];
     const dirs = new Set<string>();

@@ -26,6 +26,7 @@ import { consoleTail } from '../vm/qemu.ts';
 import { effectiveSysctl, readSysctlFiles, valuePattern } from '../vm/sysctl.ts';
 import { ARTIFACT, chooseAccel, freePort, gossBinary, rel, renderSpec, sweepStale, VmTestError, vmSession, type Vm } from '../vm/vm.ts';
 import { sshArgv } from '../vm/ssh.ts';
+import { buildRackHammer } from './build.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { parseBgpSummary, parseLldpNeighbors, parseNeighborRoutes, parsePing, startLeaf, type Leaf } from './leaf.ts';
 import { checkNetnsPermission, createNetns, createTap, deleteNetns, deleteTap, hostRoutesVia, moveTapToHost, moveTapToLeaf, sweepRack, waitTapAttached } from './net.ts';
@@ -141,6 +142,9 @@ function printTail(path: string, n = 40): void {
 export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionOptions = {}): Promise<ProvisionReport & { note: string }> {
   const label = imageId(def);
   const names = runNames(process.pid);
+  // the hammer binary of this tree (rebuilt when scripts/rack/hammer changed; a no-op otherwise)
+  const built = await buildRackHammer();
+  if (built) info(dim(`rack: ${built}`));
   await checkProvisionPrerequisites(def, dir, names.tag);
   const image = join(config().imagesDir, def.os, def.version);
   const specs = [join(def.dir, 'goss.yaml'), join(config().root, 'tests/goss/installed-machine.yaml')];

@@ -69,6 +69,25 @@ type hammerRun struct {
 	start  time.Time
 }
 
+// reportClient posts events and files on a fresh connection each time: the test host's server
+// closes idle connections, and a POST on a connection it just closed fails with EOF.
+var reportClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
+
+// post sends body, once more after a failure (the server may be busy serving the image).
+func post(url, contentType string, body []byte) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var resp *http.Response
+		resp, err = reportClient.Post(url, contentType, bytes.NewReader(body)) //nolint:noctx
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return err
+}
+
 func logf(format string, a ...any) {
 	fmt.Printf("rack-hammer: "+format+"\n", a...)
 }
@@ -79,24 +98,18 @@ func (h *hammerRun) emit(e event) {
 		return
 	}
 	body, _ := json.Marshal(e)
-	resp, err := http.Post(h.events, "application/json", bytes.NewReader(body)) //nolint:noctx
-	if err != nil {
+	if err := post(h.events, "application/json", body); err != nil {
 		logf("cannot report to %s: %v", h.events, err)
-		return
 	}
-	resp.Body.Close()
 }
 
 func (h *hammerRun) upload(name string, content []byte) {
 	if h.job.Upload == "" {
 		return
 	}
-	resp, err := http.Post(h.job.Upload+name, "application/octet-stream", bytes.NewReader(content)) //nolint:noctx
-	if err != nil {
+	if err := post(h.job.Upload+name, "application/octet-stream", content); err != nil {
 		logf("cannot upload %s: %v", name, err)
-		return
 	}
-	resp.Body.Close()
 }
 
 type stepError struct {
