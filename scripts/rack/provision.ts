@@ -189,7 +189,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     await run(['tar', '--extract', '--use-compress-program=lz4', '--file', join(dir, ARTIFACT), '--directory', sysRoot, '--wildcards', '*sysctl.d/*', 'etc/sysctl.conf'], { nothrow: true });
     const sysctl = Object.fromEntries([...effectiveSysctl(readSysctlFiles(sysRoot))].map(([k, v]) => [k, valuePattern(v)]));
     const initrdName = def.contract.initrd.replaceAll('{k}', hb.kernelVersion);
-    const baseVars = gossVars({ os: def.os, version: def.version, machineType: def.machine_type, sudoGroup: def.contract.sudo_group, kernel: hb.kernelVersion, initrd: initrdName, sysctl, installed: true, dnsName: RACK_DNS_NAME });
+    const baseVars = gossVars({ os: def.os, version: def.version, machineType: def.machine_type, sudoGroup: def.contract.sudo_group, kernel: hb.kernelVersion, initrd: initrdName, sysctl, installed: true, rebooted: true, dnsName: RACK_DNS_NAME });
 
     // ---- the allocation and the provisioning server
     const key = join(scratch, 'id_ed25519');
@@ -293,7 +293,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
 
     const installYaml = server.files.get('install.yaml')?.toString() ?? '';
     const bootInfo = parseBootInfo(server.files.get('boot-info.yaml')?.toString() ?? '');
-    const vmVars = { ...baseVars, install: installVars(installYaml), rebooted: true };
+    const vmVars = { ...baseVars, install: installVars(installYaml) };
     const varsFile = join(scratch, 'vars.yaml');
     writeFileSync(varsFile, stringify(vmVars));
     const rendered = new Map<string, string>();

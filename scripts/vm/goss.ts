@@ -209,6 +209,8 @@ export interface VarsInput {
   sysctl: Record<string, string>;
   /** The machine was installed (the installer ran): checks of the pristine image do not apply. */
   installed?: boolean;
+  /** The installed machine has booted its installation (machine-id generated; the rack). */
+  rebooted?: boolean;
   /** Overrides DNS_NAME where another resolver answers (the rack's leaves). */
   dnsName?: string;
 }
@@ -225,6 +227,7 @@ export function gossVars(v: VarsInput): Record<string, unknown> {
     dns_name: v.dnsName ?? DNS_NAME,
     sysctl: v.sysctl,
     installed: v.installed ?? false,
+    rebooted: v.rebooted ?? false,
   };
 }
 

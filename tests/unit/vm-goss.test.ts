@@ -146,7 +146,7 @@ cmd("goss's error line without its timestamp", () => {
 cmd('vars and test-only additions', () => {
   assert.equal(
     gossVars({ os: 'debian', version: '12', machineType: 'machine', sudoGroup: 'sudo', kernel: '6.1.0-56-amd64', initrd: 'initrd.img-6.1.0-56-amd64', sysctl: { 'kernel.printk': '^2\\s+4\\s+1\\s+7$' } }),
-    { os: 'debian', version: '12', machine_type: 'machine', sudo_group: 'sudo', kernel: '6.1.0-56-amd64', initrd: 'initrd.img-6.1.0-56-amd64', dns_name: 'deb.debian.org', sysctl: { 'kernel.printk': '^2\\s+4\\s+1\\s+7$' }, installed: false },
+    { os: 'debian', version: '12', machine_type: 'machine', sudo_group: 'sudo', kernel: '6.1.0-56-amd64', initrd: 'initrd.img-6.1.0-56-amd64', dns_name: 'deb.debian.org', sysctl: { 'kernel.printk': '^2\\s+4\\s+1\\s+7$' }, installed: false, rebooted: false },
   );
   const a = testAdditions('ssh-ed25519 AAAAC3Nza metal-vmtest-debian-12\n');
   assert.equal(a.map((x) => [x.path, x.mode]), [['/root/.ssh/authorized_keys', '0600'], ['/etc/systemd/network/90-metal-vmtest.network', '0644'], ['/etc/resolv.conf', '0644']]);
