@@ -18,12 +18,12 @@ CLI := node --import tsx scripts/cli.ts
 MAKE_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
 $(foreach v,$(MAKE_VARS),$(eval export METAL_MAKE_$(v) := $$(value $(v)))$(eval unexport $(v)))
 
-.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest bench check $(OSES)
+.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest provision-test bench check $(OSES)
 
 help:
 	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
 	@echo "          make <os> VARIANT=<variant>  (e.g. make firewall VARIANT=debian, make debian VARIANT=13)"
-	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make bench OS=<os>"
+	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make provision-test OS=<os> | make bench OS=<os>"
 	@echo "Publish:  make release [DRY_RUN=1] [FORCE=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
 
@@ -43,7 +43,7 @@ all: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	@$(CLI) all
 
-lint vmtest bench export: $(NODE_STAMP)
+lint vmtest provision-test bench export: $(NODE_STAMP)
 	@$(CLI) $@
 
 release: $(NODE_STAMP)

@@ -17,6 +17,7 @@ import { build } from './steps/build.ts';
 import { exportStep } from './steps/export.ts';
 import { lint } from './steps/lint.ts';
 import { skipVmtest, vmtest } from './steps/vmtest.ts';
+import { provision } from './steps/provision.ts';
 
 export interface PipelineResult {
   ctx: BuildContext;
@@ -39,6 +40,9 @@ export async function buildPipeline(os: string, variant = ''): Promise<PipelineR
     if (flag(config().env, 'SKIP_VM_TEST')) {
       await skipVmtest(ctx, 'SKIP_VM_TEST=1');
       steps.skip('vm test', 'SKIP_VM_TEST=1');
+    } else if (ctx.def.machine_type === 'machine') {
+      // a machine image is tested as a server gets it: provisioned by the hammer, both boots, the leaves
+      await steps.run('vm test (rack)', () => provision(ctx));
     } else await steps.run('vm test', () => vmtest(ctx));
   }
   printSummary(ctx, steps);

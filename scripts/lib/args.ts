@@ -21,9 +21,9 @@ export function parseArgs(argv: string[]): Args {
 }
 
 /** Commands whose first argument is an OS folder (`make lint OS=debian`). */
-const TAKES_OS = ['lint', 'vmtest', 'bench', 'export'];
+const TAKES_OS = ['lint', 'vmtest', 'provision-test', 'bench', 'export'];
 /** Commands that take a variant (`make firewall VARIANT=debian`, `make lint OS=firewall VARIANT=debian`). */
-const TAKES_VARIANT = ['build', 'lint', 'vmtest', 'bench', 'export'];
+const TAKES_VARIANT = ['build', 'lint', 'vmtest', 'provision-test', 'bench', 'export'];
 
 /**
  * The arguments a command runs with: its command line, completed by make's variables where the

@@ -1,13 +1,14 @@
 // make setup: everything the pipeline needs on the host, installed on first use, idempotent, and
 // silent when nothing was missing. Debian packages with apt-get, pinned Go tools from
 // scripts/tools/go.mod into .state/bin, and a running docker daemon.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from './errors.ts';
 import { run, which } from './shell.ts';
 import { config } from './config.ts';
 import { info } from './log.ts';
-import { APT_TOOLS, APT_FILES, GO_TOOLS, goModuleDir, goToolVersion, toolInstalled, type GoTool } from './tools.ts';
+import { APT_TOOLS, APT_FILES, APT_NO_START, GO_TOOLS, goModuleDir, goToolVersion, toolInstalled, type GoTool } from './tools.ts';
+import { buildRackHammer } from '../rack/build.ts';
 import { ensureDaemon } from './docker.ts';
 import { ensureLz4Mt, findLz4Mt } from '../export/lz4-mt.ts';
 
@@ -29,7 +30,16 @@ async function installApt(pkgs: string[]): Promise<string> {
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   const hint = `check the apt sources, then run: apt-get update && apt-get install ${pkgs.join(' ')}`;
   await run(['apt-get', 'update', '-qq'], { write: true, env, hint });
-  await run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...pkgs], { write: true, env, hint });
+  // frr and lldpd must not start in the host namespace (lldpd would send LLDP on the host's
+  // NICs): without a policy-rc.d that forbids it, one is in place for the install
+  const policy = '/usr/sbin/policy-rc.d';
+  const guard = pkgs.some((p) => APT_NO_START.includes(p)) && !existsSync(policy);
+  if (guard) writeFileSync(policy, '#!/bin/sh\n# metal-images setup: no daemon starts while packages install\nexit 101\n', { mode: 0o755 });
+  try {
+    await run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...pkgs], { write: true, env, hint });
+  } finally {
+    if (guard) rmSync(policy, { force: true });
+  }
   return `installed Debian packages: ${pkgs.join(' ')}`;
 }
 
@@ -88,6 +98,7 @@ export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly stri
     say(await buildGoTool(tool));
   }
   if (!opts.tools) say(await buildLz4Threads());
+  if (!opts.tools) say(await buildRackHammer());
   if (did.length === 0 && !opts.quiet) info('setup: everything is present (Debian packages, Go tools, lz4 1.10, docker daemon)');
   return { did };
 }

@@ -26,13 +26,24 @@ export const APT_TOOLS: readonly AptTool[] = [
   { bin: 'make', pkg: 'make', why: 'builds lz4 1.10 (multithreaded) from Debian trixie\'s source package' },
   { bin: 'dpkg-source', pkg: 'dpkg-dev', why: 'unpacks the lz4 1.10 source package' },
   { bin: 'tar', pkg: 'tar', why: 'cuts container leftovers out of the export stream (GNU tar --delete)' },
+  // the rack test (make provision-test): the hammer VM's tools, the leaves, QEMU's guestfwd
+  { bin: 'sgdisk', pkg: 'gdisk', why: 'partitions the rack machine\'s disk (in the hammer VM)' },
+  { bin: 'mkfs.vfat', pkg: 'dosfstools', why: 'makes the rack machine\'s ESP (in the hammer VM)' },
+  { bin: 'vtysh', pkg: 'frr', why: 'the rack\'s leaf switches (zebra, bgpd in test namespaces)' },
+  { bin: 'lldpd', pkg: 'lldpd', why: 'the rack\'s leaves see the machine\'s LLDP' },
+  { bin: 'ping', pkg: 'iputils-ping', why: 'the rack\'s leaves ping the machine over the BGP route' },
+  { bin: 'socat', pkg: 'socat', why: 'forwards the hammer VM\'s HTTP requests to the test host\'s loopback' },
 ];
 
 /** Debian packages that provide no executable but are needed (headers, keyrings). */
 export const APT_FILES: readonly { path: string; pkg: string; why: string }[] = [
   { path: '/usr/lib/x86_64-linux-gnu/libblkid.a', pkg: 'libblkid-dev', why: 'static cgo build of flatcar ignition' },
   { path: '/usr/share/keyrings/debian-archive-keyring.gpg', pkg: 'debian-archive-keyring', why: 'mmdebstrap verifies the Debian archive' },
+  { path: '/usr/share/OVMF/OVMF_CODE_4M.fd', pkg: 'ovmf', why: 'QEMU\'s EFI firmware for the rack machine (grub-install, efibootmgr, the GRUB boot)' },
 ];
+
+/** Packages whose maintainer scripts would start a daemon in the host namespace (the rack runs them in its own). */
+export const APT_NO_START = ['frr', 'lldpd'];
 
 export interface GoTool {
   name: string;

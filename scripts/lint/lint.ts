@@ -14,7 +14,6 @@ import { stream, which } from '../lib/shell.ts';
 import { checkMd5File, ContractChecker, RULES, type DirSize, type Finding } from './rules.ts';
 import { TarFormatError, TarReader } from './tar-stream.ts';
 
-const ARTIFACT = IMAGE_FILE;
 
 export interface LintReport {
   /** Image id, e.g. debian-12. */
@@ -37,7 +36,7 @@ export interface LintReport {
 /** Lint `<dir>/img.tar.lz4` (and its .md5) against the definition's contract. */
 export async function lintArtifact(def: ImageDef, dir: string): Promise<LintReport> {
   const t0 = performance.now();
-  const file = join(dir, ARTIFACT);
+  const file = join(dir, IMAGE_FILE);
   const shown = relative(process.cwd(), file) || file;
   const rerun = `make export OS=${def.os}${def.variant ? ` VARIANT=${def.variant}` : ''}`;
   if (!existsSync(file)) throw new PreconditionError(`no artifact to lint: ${shown} does not exist`, `run ${rerun} (or make ${def.os})`);
@@ -62,7 +61,7 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
       reader.push(chunk);
     } catch (e) {
       if (!(e instanceof TarFormatError)) throw e;
-      stop({ severity: 'error', rule: 'tar', path: ARTIFACT, message: `not a tar the metal-hammer can read: ${e.message}` });
+      stop({ severity: 'error', rule: 'tar', path: IMAGE_FILE, message: `not a tar the metal-hammer can read: ${e.message}` });
     }
   });
   // Tee: every compressed byte goes to the hash and to lz4, in the same single read of the file.
@@ -81,7 +80,7 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
     await lz4.done;
   } catch (e) {
     if (!(e instanceof ToolError)) throw e;
-    stop({ severity: 'error', rule: 'tar', path: ARTIFACT, message: `not a valid LZ4 frame: lz4 -dc ${e.message.replace(/^.*? (exited|was killed)/, '$1')}${e.stderrTail ? ` (${e.stderrTail.split('\n').pop()})` : ''}` });
+    stop({ severity: 'error', rule: 'tar', path: IMAGE_FILE, message: `not a valid LZ4 frame: lz4 -dc ${e.message.replace(/^.*? (exited|was killed)/, '$1')}${e.stderrTail ? ` (${e.stderrTail.split('\n').pop()})` : ''}` });
   }
   await feeding;
   await finished;
@@ -90,7 +89,7 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
       reader.end();
     } catch (e) {
       if (!(e instanceof TarFormatError)) throw e;
-      stop({ severity: 'error', rule: 'tar', path: ARTIFACT, message: `not a tar the metal-hammer can read: ${e.message}` });
+      stop({ severity: 'error', rule: 'tar', path: IMAGE_FILE, message: `not a tar the metal-hammer can read: ${e.message}` });
     }
   }
 
@@ -98,7 +97,7 @@ export async function lintArtifact(def: ImageDef, dir: string): Promise<LintRepo
   const md5Text = existsSync(md5Path) ? readFileSync(md5Path, 'utf8') : null;
   const entryFindings = checker.finish(tarBytes, broken === null);
   const md5 = hash.digest('hex');
-  const findings = [...(broken ? [broken] : []), ...checkMd5File(md5Text, md5, ARTIFACT), ...entryFindings];
+  const findings = [...(broken ? [broken] : []), ...checkMd5File(md5Text, md5, IMAGE_FILE), ...entryFindings];
   return {
     image: imageName(def),
     file: shown,

@@ -18,6 +18,8 @@ export interface VmTestOptions {
   spec?: string;
   sshTimeoutSec?: number;
   retry?: RetryOptions;
+  /** More goss vars for every spec run in this VM (see BootOptions.extraVars). */
+  extraVars?: Record<string, unknown>;
   /** Runs in the booted VM before goss (e.g. the installer with a fixture). */
   beforeGoss?: (vm: Vm) => Promise<void>;
   /** Runs in the same VM after the image's spec passed (e.g. more specs), before it is stopped; the results it returns are reported beside the spec's. */
@@ -106,7 +108,7 @@ export async function runVmTest(def: ImageDef, dir: string, o: VmTestOptions = {
   }
   // results of an earlier run must not pass for this one's
   for (const f of [RESULT_FILES.json, RESULT_FILES.junit]) if (existsSync(join(dir, f))) rmSync(join(dir, f));
-  const vm = await bootVm(def, dir, { specs: [spec], sshTimeoutSec: o.sshTimeoutSec });
+  const vm = await bootVm(def, dir, { specs: [spec], sshTimeoutSec: o.sshTimeoutSec, extraVars: o.extraVars });
   try {
     const settled = await vm.settle();
     info(`vm: systemd says "${settled.state}" ${settled.seconds.toFixed(1)}s after ssh answered`);

@@ -184,6 +184,14 @@ export function testAdditions(publicKey: string): Addition[] {
   return [
     { path: '/root/.ssh/authorized_keys', mode: '0600', content: `${publicKey.trim()}\n`, why: "this run's ephemeral ssh key for root" },
     {
+      // the image lets only metal in (PermitRootLogin no, AllowUsers metal), and an image that
+      // was not installed has no metal yet; sshd takes the first value it reads, the drop-in's
+      path: '/etc/ssh/sshd_config.d/00-metal-vmtest.conf',
+      mode: '0600',
+      content: ['# metal-images VM test only: root by key, for the tooling (the image allows only metal)', 'PermitRootLogin prohibit-password', 'AllowUsers metal root', 'AllowGroups sudo wheel root', ''].join('\n'),
+      why: 'root may log in by key (the image allows only metal)',
+    },
+    {
       path: '/etc/systemd/network/90-metal-vmtest.network',
       mode: '0644',
       content: ['# metal-images VM test only: DHCP on the QEMU NIC (the installer writes the real network)', '[Match]', 'Name=en* eth*', '', '[Network]', 'DHCP=ipv4', 'IPv6AcceptRA=no', ''].join('\n'),
@@ -207,6 +215,12 @@ export interface VarsInput {
   initrd: string;
   /** Effective sysctl settings of the image: key → regexp of the value (see sysctl.ts). */
   sysctl: Record<string, string>;
+  /** The machine was installed (the installer ran): checks of the pristine image do not apply. */
+  installed?: boolean;
+  /** The installed machine has booted its installation (machine-id generated; the rack). */
+  rebooted?: boolean;
+  /** Overrides DNS_NAME where another resolver answers (the rack's leaves). */
+  dnsName?: string;
 }
 
 /** Pure: the vars every spec is rendered with ({{.Vars.os}}, {{.Vars.sysctl}}, ...). */
@@ -218,8 +232,10 @@ export function gossVars(v: VarsInput): Record<string, unknown> {
     sudo_group: v.sudoGroup,
     kernel: v.kernel,
     initrd: v.initrd,
-    dns_name: DNS_NAME,
+    dns_name: v.dnsName ?? DNS_NAME,
     sysctl: v.sysctl,
+    installed: v.installed ?? false,
+    rebooted: v.rebooted ?? false,
   };
 }
 

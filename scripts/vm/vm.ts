@@ -10,6 +10,7 @@ import { accessSync, chmodSync, constants as fsConstants, copyFileSync, existsSy
 import { createServer } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
 import { stringify } from 'yaml';
+import { IMAGE_FILE } from '../lib/artifacts.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { config } from '../lib/config.ts';
 import { MetalError, PreconditionError, UsageError } from '../lib/errors.ts';
@@ -27,7 +28,7 @@ import { QEMU, consoleTail, diskSizeMiB, findKernel, mke2fsArgv, probeArgv, prob
 import { sshArgv, writeFileRemote, type SshTarget } from './ssh.ts';
 import { effectiveSysctl, readSysctlFiles, valuePattern } from './sysctl.ts';
 
-export const ARTIFACT = 'img.tar.lz4';
+
 /** Default wait for ssh: the Debian image needs 65-105 s under TCG on a busy 2-core machine. */
 export const SSH_TIMEOUT_SEC: Record<Accel, number> = { tcg: 300, kvm: 120 };
 /** How long systemctl is-system-running --wait may take after ssh answers. */
@@ -43,6 +44,8 @@ export interface BootOptions {
   specs?: string[];
   /** Default: METAL_ACCEL from the environment. */
   accel?: AccelSetting;
+  /** More goss vars, merged over gossVars() (e.g. install: installVars(install.yaml)). */
+  extraVars?: Record<string, unknown>;
 }
 
 export interface GossOutcome {
@@ -87,7 +90,7 @@ export async function checkVmPrerequisites(def: ImageDef, dir: string, specs: re
   await requireTools([QEMU, 'mke2fs', 'ssh', 'ssh-keygen', 'lz4', 'tar'], 'the VM test needs it');
   const goss = gossBinary();
   if (!existsSync(goss)) throw new PreconditionError(`goss is not built (${rel(goss)} is missing)`, 'run make setup (builds the pinned goss into .state/bin)');
-  const artifact = join(dir, ARTIFACT);
+  const artifact = join(dir, IMAGE_FILE);
   if (!existsSync(artifact)) throw new PreconditionError(`no artifact to test: ${rel(artifact)} does not exist`, `run make export OS=${def.os}${def.variant ? ` VARIANT=${def.variant}` : ''} (or make ${def.os})`);
   for (const s of specs) {
     if (!existsSync(s)) throw new UsageError(`goss spec ${rel(s)} does not exist`, `create ${rel(s)} (it includes tests/goss/common.yaml)`);
@@ -197,7 +200,7 @@ export async function bootVm(def: ImageDef, dir: string, opts: BootOptions = {})
   const specs = opts.specs ?? [];
   const setting = opts.accel ?? parseAccelSetting(config().env.METAL_ACCEL);
   await checkVmPrerequisites(def, dir, specs);
-  const artifact = join(dir, ARTIFACT);
+  const artifact = join(dir, IMAGE_FILE);
   const consoleLog = opts.consoleLog ?? join(dir, 'console.log');
 
   const vmDir = join(config().stateDir, 'vm');
@@ -249,6 +252,7 @@ export async function bootVm(def: ImageDef, dir: string, opts: BootOptions = {})
       os: def.os, version: def.version, machineType: def.machine_type, sudoGroup: def.contract.sudo_group,
       kernel: found.version, initrd: basename(found.initrd), sysctl,
     });
+    Object.assign(vars, opts.extraVars ?? {});
     const varsFile = join(scratch, 'vars.yaml');
     writeFileSync(varsFile, stringify(vars));
     const rendered = new Map<string, string>();
@@ -318,68 +322,113 @@ export async function bootVm(def: ImageDef, dir: string, opts: BootOptions = {})
     const bootSeconds = (performance.now() - bootStart) / 1000;
     info(dim(`vm: ssh answered after ${bootSeconds.toFixed(1)}s`));
 
-    let gossCopied = false;
-    const vm: Vm = {
-      label,
-      accel,
-      kernel: found,
-      sshPort: port,
-      qemuPid: qemu!.child.pid ?? 0,
-      scratch,
-      bootSeconds,
-      additions,
-      consoleLog,
-      vars,
-      async ssh(argv, o = {}) {
-        const r = await run(sshArgv(target, argv), { input: o.input, timeoutMs: o.timeoutMs ?? 120_000, nothrow: true });
-        if (r.code === 255 || (r.code !== 0 && !o.nothrow)) {
-          const cause = r.code === 255 ? 'ssh to the VM failed' : `exited ${r.code ?? 'without a code (timeout)'}`;
-          throw new VmTestError(`in the VM: ${argv.join(' ').slice(0, 120)}: ${cause}${r.stderr.trim() ? `: ${oneLine(r.stderr, 200)}` : ''}`, `read ${rel(consoleLog)}`);
-        }
-        return r;
-      },
-      async copyIn(local, remote, mode = '0644') {
-        await vm.ssh(writeFileRemote(remote, mode), { input: readFileSync(local), timeoutMs: 300_000 });
-      },
-      async settle(timeoutSec = SETTLE_TIMEOUT_SEC) {
-        const t = performance.now();
-        const r = await vm.ssh(['systemctl', 'is-system-running', '--wait'], { nothrow: true, timeoutMs: timeoutSec * 1000 });
-        const seconds = (performance.now() - t) / 1000;
-        const state = r.stdout.trim() || (r.code === null ? `still booting after ${timeoutSec}s` : 'unknown');
-        return { state, seconds };
-      },
-      async runGoss(spec, retry = DEFAULT_RETRY) {
-        const text = rendered.get(spec) ?? (await renderSpec(spec, varsFile));
-        if (!gossCopied) {
-          await vm.copyIn(gossBinary(), REMOTE_GOSS, '0755');
-          gossCopied = true;
-        }
-        const remoteSpec = `${REMOTE_DIR}/${rel(spec).replace(/[^A-Za-z0-9._-]+/g, '-')}`;
-        const local = join(scratch, basename(remoteSpec));
-        writeFileSync(local, text);
-        await vm.copyIn(local, remoteSpec);
-        const t = performance.now();
-        const budget = parseDurationSec(retry.retryTimeout) + 180;
-        const j = await vm.ssh(gossValidateArgv(remoteSpec, 'json', retry), { nothrow: true, timeoutMs: budget * 1000 });
-        const seconds = (performance.now() - t) / 1000;
-        const x = await vm.ssh(gossValidateArgv(remoteSpec, 'junit'), { nothrow: true, timeoutMs: 180_000 });
-        try {
-          return { spec, report: parseGossJson(j.stdout), junit: parseJunit(x.stdout), seconds };
-        } catch (e) {
-          if (!(e instanceof GossOutputError)) throw e;
-          throw new VmTestError(`goss in the VM (${rel(spec)}): ${e.message}${j.stderr.trim() ? ` — ${gossErrorLine(j.stderr)}` : ''}`, `run it by hand: ${gossBinary()} -g ${rel(spec)} validate`);
-        }
-      },
-      consoleTail(n = 50) {
-        return consoleTail(readIfExists(consoleLog) ?? '', n);
-      },
-      stop: cleanup,
-    };
-    return vm;
+    return vmSession({
+      label, accel, kernel: found, sshPort: port, qemuPid: qemu!.child.pid ?? 0, scratch, bootSeconds, additions, consoleLog, vars,
+      target, varsFile, rendered, stop: cleanup,
+    });
   } catch (e) {
     await cleanup();
     throw e;
   }
+}
+
+export interface SessionSpec {
+  label: string;
+  accel: AccelChoice;
+  kernel: KernelFiles;
+  sshPort: number;
+  qemuPid: number;
+  scratch: string;
+  bootSeconds: number;
+  additions: readonly Addition[];
+  consoleLog: string;
+  vars: Record<string, unknown>;
+  /** Who logs in; a user other than root runs commands through sudo (see sudoPassword). */
+  target: SshTarget;
+  /** The user's password for sudo, when sudo asks for one (install.yaml's console password). */
+  sudoPassword?: string;
+  varsFile: string;
+  /** Specs rendered beforehand (others are rendered on first use). */
+  rendered?: Map<string, string>;
+  stop: () => Promise<void>;
+}
+
+/** Pure: the remote argv and stdin that run `argv` as root for a login of `user`. */
+export function asRoot(user: string, sudo: 'nopasswd' | 'password', argv: readonly string[], password = '', input?: string | Buffer): { argv: string[]; input?: string | Buffer } {
+  if (user === 'root') return { argv: [...argv], input };
+  // -k: never a cached credential, so a password line is always consumed by sudo itself
+  if (sudo === 'password') return { argv: ['sudo', '-k', '-S', '-p', '', '--', ...argv], input: Buffer.concat([Buffer.from(`${password}\n`), Buffer.from(input ?? '')]) };
+  return { argv: ['sudo', '-n', '--', ...argv], input };
+}
+
+/** A logged-in VM: ssh, copy-in, settle and goss as root (directly, or through sudo for another user). */
+export function vmSession(s: SessionSpec): Vm {
+  const rendered = s.rendered ?? new Map<string, string>();
+  const user = s.target.user ?? 'root';
+  let sudo: 'nopasswd' | 'password' | null = user === 'root' ? 'nopasswd' : null;
+  let gossCopied = false;
+  const raw = async (argv: readonly string[], o: { input?: string | Buffer; timeoutMs?: number; nothrow?: boolean } = {}): Promise<RunResult> => {
+    const r = await run(sshArgv(s.target, argv), { input: o.input, timeoutMs: o.timeoutMs ?? 120_000, nothrow: true });
+    if (r.code === 255 || (r.code !== 0 && !o.nothrow)) {
+      const cause = r.code === 255 ? 'ssh to the VM failed' : `exited ${r.code ?? 'without a code (timeout)'}`;
+      throw new VmTestError(`in the VM: ${argv.join(' ').slice(0, 120)}: ${cause}${r.stderr.trim() ? `: ${oneLine(r.stderr, 200)}` : ''}`, `read ${rel(s.consoleLog)}`);
+    }
+    return r;
+  };
+  const vm: Vm = {
+    label: s.label,
+    accel: s.accel,
+    kernel: s.kernel,
+    sshPort: s.sshPort,
+    qemuPid: s.qemuPid,
+    scratch: s.scratch,
+    bootSeconds: s.bootSeconds,
+    additions: s.additions,
+    consoleLog: s.consoleLog,
+    vars: s.vars,
+    async ssh(argv, o = {}) {
+      if (sudo === null) sudo = (await raw(['sudo', '-n', 'true'], { nothrow: true })).code === 0 ? 'nopasswd' : 'password';
+      const cmd = asRoot(user, sudo, argv, s.sudoPassword ?? '', o.input);
+      return raw(cmd.argv, { ...o, input: cmd.input });
+    },
+    async copyIn(local, remote, mode = '0644') {
+      await vm.ssh(writeFileRemote(remote, mode), { input: readFileSync(local), timeoutMs: 300_000 });
+    },
+    async settle(timeoutSec = SETTLE_TIMEOUT_SEC) {
+      const t = performance.now();
+      const r = await vm.ssh(['systemctl', 'is-system-running', '--wait'], { nothrow: true, timeoutMs: timeoutSec * 1000 });
+      const seconds = (performance.now() - t) / 1000;
+      const state = r.stdout.trim() || (r.code === null ? `still booting after ${timeoutSec}s` : 'unknown');
+      return { state, seconds };
+    },
+    async runGoss(spec, retry = DEFAULT_RETRY) {
+      const text = rendered.get(spec) ?? (await renderSpec(spec, s.varsFile));
+      if (!gossCopied) {
+        await vm.copyIn(gossBinary(), REMOTE_GOSS, '0755');
+        gossCopied = true;
+      }
+      const remoteSpec = `${REMOTE_DIR}/${rel(spec).replace(/[^A-Za-z0-9._-]+/g, '-')}`;
+      const local = join(s.scratch, basename(remoteSpec));
+      writeFileSync(local, text);
+      await vm.copyIn(local, remoteSpec);
+      const t = performance.now();
+      const budget = parseDurationSec(retry.retryTimeout) + 180;
+      const j = await vm.ssh(gossValidateArgv(remoteSpec, 'json', retry), { nothrow: true, timeoutMs: budget * 1000 });
+      const seconds = (performance.now() - t) / 1000;
+      const x = await vm.ssh(gossValidateArgv(remoteSpec, 'junit'), { nothrow: true, timeoutMs: 180_000 });
+      try {
+        return { spec, report: parseGossJson(j.stdout), junit: parseJunit(x.stdout), seconds };
+      } catch (e) {
+        if (!(e instanceof GossOutputError)) throw e;
+        throw new VmTestError(`goss in the VM (${rel(spec)}): ${e.message}${j.stderr.trim() ? ` — ${gossErrorLine(j.stderr)}` : ''}`, `run it by hand: ${gossBinary()} -g ${rel(spec)} validate`);
+      }
+    },
+    consoleTail(n = 50) {
+      return consoleTail(readIfExists(s.consoleLog) ?? '', n);
+    },
+    stop: s.stop,
+  };
+  return vm;
 }
 
 /** Render a spec on the host (includes merged, vars applied): a YAML or template error is a one-line cause here. */

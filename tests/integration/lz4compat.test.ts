@@ -34,7 +34,7 @@ const SRC = join(ROOT, 'tests', 'lz4compat');
 const BIN = join(config().binDir, 'lz4compat');
 const def = loadImageDef('debian');
 const IMAGE = imageTag(def);
-const ARTIFACT = join(config().imagesDir, def.os, def.version, 'img.tar.lz4');
+const DEBIAN_ARTIFACT = join(config().imagesDir, def.os, def.version, 'img.tar.lz4');
 
 /** Build the Go decoder into .state/bin unless it is newer than its sources. */
 async function buildDecoder(): Promise<string> {
@@ -295,12 +295,12 @@ test(`exportImage (the code path of make debian) writes one frame pierrec decode
 });
 
 test('the real artifact images/debian/12/img.tar.lz4 decodes with pierrec as with lz4 -d', async () => {
-  assert.ok(existsSync(ARTIFACT), `${ARTIFACT} is missing: run make debian (the integration suite builds it first)`);
+  assert.ok(existsSync(DEBIAN_ARTIFACT), `${DEBIAN_ARTIFACT} is missing: run make debian (the integration suite builds it first)`);
   // a hard link pins this version: a concurrent re-export renames a new file into place
   const dir = scratch();
   try {
     const file = join(dir, 'img.tar.lz4');
-    linkSync(ARTIFACT, file);
+    linkSync(DEBIAN_ARTIFACT, file);
     const got = await goDecode(file);
     assert.ok(got.bytes > 100e6, `decoded ${got.bytes} bytes`);
     assert.equal(await hashOutput(['lz4', '-d', '-q', '-c', file]), got);

@@ -16,12 +16,14 @@ import { run, stream } from '../../scripts/lib/shell.ts';
 import { runVmTest, type VmTestResult } from '../../scripts/vm/check.ts';
 import { checkWithGoss } from '../../scripts/vm/check.ts';
 import { probeBoot, VmTestError } from '../../scripts/vm/vm.ts';
+import { installVars } from '../../scripts/vm/install-vars.ts';
 
 const def = loadImageDef('debian');
 const dir = join(config().imagesDir, def.os, def.version);
 const artifact = join(dir, 'img.tar.lz4');
 const MUST_FAIL = join(ROOT, 'tests/fixtures/goss/must-fail.yaml');
 const INSTALLED = join(ROOT, 'tests/goss/installed-machine.yaml');
+const FIXTURE = join(ROOT, 'tests/fixtures/install/machine.yaml');
 const CLI = [process.execPath, '--import', 'tsx', 'scripts/cli.ts', 'vmtest', 'debian'];
 
 /** The CLI's output without terminal colours. */
@@ -102,6 +104,8 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail
   let installedResults = '';
   let installed = null as VmTestResult | null;
   const r = (await runVmTest(def, dir, {
+    // installed-machine.yaml checks what the fixture asked for
+    extraVars: { install: installVars(readFileSync(FIXTURE, 'utf8')) },
     afterGoss: async (vm) => {
       vmInfo = { scratch: vm.scratch, pid: vm.qemuPid };
       assert.ok(alive(vm.qemuPid), 'QEMU runs while the VM is in use');
@@ -116,7 +120,7 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail
       }
       // Installer level (b), after must-fail (which expects no user metal): provision the running
       // VM with the machine fixture as the hammer would (minus grub/EFI), then check the result.
-      await vm.copyIn(join(ROOT, 'tests/fixtures/install/machine.yaml'), '/etc/metal/install.yaml', '0600');
+      await vm.copyIn(FIXTURE, '/etc/metal/install.yaml', '0600');
       const inst = await vm.ssh(['env', 'INSTALL_SKIP_BOOTLOADER=1', '/install.sh'], { nothrow: true, timeoutMs: 300_000 });
       installerLog = inst.stdout + inst.stderr;
       assert.is(inst.code, 0, `installer failed in the VM:\n${installerLog.slice(-3000)}`);
@@ -130,7 +134,7 @@ test('the Debian artifact boots under QEMU, passes debian/goss.yaml, a must-fail
   assert.is(r.failed, 0);
   assert.ok(r.passed >= 100, `expected the full Debian spec (100+ checks), got ${r.passed}`);
   assert.match(r.accel, /^(kvm|tcg)$/);
-  assert.equal(r.additions, ['/root/.ssh/authorized_keys', '/etc/systemd/network/90-metal-vmtest.network', '/etc/resolv.conf']);
+  assert.equal(r.additions, ['/root/.ssh/authorized_keys', '/etc/ssh/sshd_config.d/00-metal-vmtest.conf', '/etc/systemd/network/90-metal-vmtest.network', '/etc/resolv.conf']);
   const junit = readFileSync(join(dir, 'goss.xml'), 'utf8');
   assert.match(junit, new RegExp(`<testsuite name="goss" errors="0" tests="${r.passed}" failures="0" skipped="0" `));
   const json = JSON.parse(readFileSync(join(dir, 'goss.json'), 'utf8')) as { summary: { 'test-count': number; 'failed-count': number } };

@@ -146,13 +146,14 @@ cmd("goss's error line without its timestamp", () => {
 cmd('vars and test-only additions', () => {
   assert.equal(
     gossVars({ os: 'debian', version: '12', machineType: 'machine', sudoGroup: 'sudo', kernel: '6.1.0-56-amd64', initrd: 'initrd.img-6.1.0-56-amd64', sysctl: { 'kernel.printk': '^2\\s+4\\s+1\\s+7$' } }),
-    { os: 'debian', version: '12', machine_type: 'machine', sudo_group: 'sudo', kernel: '6.1.0-56-amd64', initrd: 'initrd.img-6.1.0-56-amd64', dns_name: 'deb.debian.org', sysctl: { 'kernel.printk': '^2\\s+4\\s+1\\s+7$' } },
+    { os: 'debian', version: '12', machine_type: 'machine', sudo_group: 'sudo', kernel: '6.1.0-56-amd64', initrd: 'initrd.img-6.1.0-56-amd64', dns_name: 'deb.debian.org', sysctl: { 'kernel.printk': '^2\\s+4\\s+1\\s+7$' }, installed: false, rebooted: false },
   );
   const a = testAdditions('ssh-ed25519 AAAAC3Nza metal-vmtest-debian-12\n');
-  assert.equal(a.map((x) => [x.path, x.mode]), [['/root/.ssh/authorized_keys', '0600'], ['/etc/systemd/network/90-metal-vmtest.network', '0644'], ['/etc/resolv.conf', '0644']]);
+  assert.equal(a.map((x) => [x.path, x.mode]), [['/root/.ssh/authorized_keys', '0600'], ['/etc/ssh/sshd_config.d/00-metal-vmtest.conf', '0600'], ['/etc/systemd/network/90-metal-vmtest.network', '0644'], ['/etc/resolv.conf', '0644']]);
   assert.is(a[0]!.content, 'ssh-ed25519 AAAAC3Nza metal-vmtest-debian-12\n');
-  assert.is(a[1]!.content, '# metal-images VM test only: DHCP on the QEMU NIC (the installer writes the real network)\n[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\nIPv6AcceptRA=no\n');
-  assert.is(a[2]!.content, '# metal-images VM test only (the installer writes the real one)\nnameserver 10.0.2.3\n');
+  assert.is(a[1]!.content, '# metal-images VM test only: root by key, for the tooling (the image allows only metal)\nPermitRootLogin prohibit-password\nAllowUsers metal root\nAllowGroups sudo wheel root\n');
+  assert.is(a[2]!.content, '# metal-images VM test only: DHCP on the QEMU NIC (the installer writes the real network)\n[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\nIPv6AcceptRA=no\n');
+  assert.is(a[3]!.content, '# metal-images VM test only (the installer writes the real one)\nnameserver 10.0.2.3\n');
 });
 
 cmd('summary: verdict, timings, accelerator, one line per failure, additions', () => {
@@ -173,7 +174,7 @@ cmd('summary: verdict, timings, accelerator, one line per failure, additions', (
       'vm test debian-12 (tests/fixtures/goss/must-fail.yaml): FAIL — 1 checks passed, 1 failed, 1 skipped',
       '  boot-to-ssh 98.8s, settle 20.0s (running), goss 12.3s (1 attempt), accelerator tcg (the CPU has no vmx/svm flag)',
       '  FAIL User: metal: exists: Expected false to equal true',
-      '  test-only additions (scratch copy only): /root/.ssh/authorized_keys, /etc/systemd/network/90-metal-vmtest.network, /etc/resolv.conf',
+      '  test-only additions (scratch copy only): /root/.ssh/authorized_keys, /etc/ssh/sshd_config.d/00-metal-vmtest.conf, /etc/systemd/network/90-metal-vmtest.network, /etc/resolv.conf',
       '  results: images/debian/12/goss.xml, images/debian/12/goss.json',
     ].join('\n'),
   );

@@ -4,6 +4,7 @@ module only checks preconditions, puts files in place and runs the OS's tools.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import grp
@@ -116,7 +117,7 @@ def check_input(ctx: Context) -> str:
     elif osd.ntp_client == "chrony":
         tools.append("chronyd")
     if not ctx.skip_bootloader:
-        tools += [osd.grub_install[0], osd.grub_mkconfig[0]]
+        tools += [osd.grub_install[0], osd.grub_mkconfig[0], "blkid"]
         if inst.raidenabled:
             tools += ["mdadm", "blkid", "efibootmgr", osd.initramfs_update[0]]
     missing = [t for t in tools if which(t) is None]
@@ -481,7 +482,8 @@ def bootloader(ctx: Context) -> str:
         osd.grub_install
         + ["--target=x86_64-efi", "--efi-directory=/boot/efi", "--boot-directory=/boot", f"--bootloader-id={osd.bootloader_id}", "--removable"]
     )
-    run(osd.grub_mkconfig)
+    with _uuid_link(inst.root_uuid):
+        run(osd.grub_mkconfig)
     entries = 0
     if inst.raidenabled:
         # --removable writes no NVRAM entry; with the ESP mirrored, every disk gets one
@@ -490,6 +492,26 @@ def bootloader(ctx: Context) -> str:
             run(["efibootmgr", "--create", "--disk", disk, "--part", part, "--loader", "\\EFI\\BOOT\\BOOTX64.EFI", "--label", osd.bootloader_id])
             entries += 1
     return f"grub installed as {osd.bootloader_id}" + (f", RAID md uuid {ctx.md_uuid}, {entries} EFI boot entries" if inst.raidenabled else "")
+
+
+@contextlib.contextmanager
+def _uuid_link(root_uuid: str):
+    """grub-mkconfig writes root=UUID=<fs> only where /dev/disk/by-uuid/<fs> exists; else the
+    device name (root=/dev/sda2, which breaks as soon as disks enumerate differently). The
+    metal-hammer's /dev has no udev links, so the link is made for the run and removed again."""
+    link = f"/dev/disk/by-uuid/{root_uuid}"
+    if os.path.lexists(link):
+        yield
+        return
+    dev = run(["blkid", "--uuid", root_uuid], quiet=True).strip()
+    if not dev:
+        raise StepError(f"no block device has the root file system's UUID {root_uuid} (install.yaml root_uuid)")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(dev, link)
+    try:
+        yield
+    finally:
+        os.unlink(link)
 
 
 def _md_uuid(root_uuid: str) -> Optional[str]:
