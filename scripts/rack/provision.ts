@@ -11,7 +11,6 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
 import { IMAGE_FILE } from '../lib/artifacts.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { config } from '../lib/config.ts';
@@ -22,7 +21,7 @@ import { dim, info } from '../lib/log.ts';
 import { run, stream, type Streaming } from '../lib/shell.ts';
 import { requireTools } from '../lib/tools.ts';
 import { parseAccelSetting } from '../vm/accel.ts';
-import { gossVars, oneLine, type RetryOptions } from '../vm/goss.ts';
+import { gossVars, gossVarsYaml, oneLine, type RetryOptions } from '../vm/goss.ts';
 import { installVars } from '../vm/install-vars.ts';
 import { consoleTail } from '../vm/qemu.ts';
 import { effectiveSysctl, readSysctlFiles, valuePattern } from '../vm/sysctl.ts';
@@ -303,7 +302,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     const bootInfo = parseBootInfo(server.files.get('boot-info.yaml')?.toString() ?? '');
     const vmVars = { ...baseVars, install: installVars(installYaml) };
     const varsFile = join(scratch, 'vars.yaml');
-    writeFileSync(varsFile, stringify(vmVars));
+    writeFileSync(varsFile, gossVarsYaml(vmVars));
     const rendered = new Map<string, string>();
     for (const s of specs) rendered.set(s, await renderSpec(s, varsFile));
 
@@ -365,7 +364,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         `ip link add ${POD_IF} type dummy 2>/dev/null; ip addr replace ${POD_NET} dev ${POD_IF}; ip link set ${POD_IF} up`,
         `nohup python3 /tmp/metal-rack-bgp-speaker.py ${MACHINE.ip} ${MACHINE.asn} ${SERVICE_PREFIX} ${POD_NEXT_HOP} >/tmp/metal-rack-bgp-speaker.log 2>&1 &`,
         'for i in $(seq 60); do grep -q . /tmp/metal-rack-bgp-speaker.log && break; sleep 1; done; cat /tmp/metal-rack-bgp-speaker.log',
-      ].join('; ')], { nothrow: true, timeoutMs: 120_000 });
+      ].join('\n')], { nothrow: true, timeoutMs: 120_000 });
       checks.push({ id: `${pre}onnode-speaker-session`, ok: /established/.test(speaker.stdout), detail: `speaker on ${MACHINE.ip} (LOCAL, AS ${MACHINE.asn}) announcing ${SERVICE_PREFIX} via ${POD_NEXT_HOP}: ${oneLine(speaker.stdout || speaker.stderr, 160)}` });
       const phoneHome = installVars(installYaml);
 

@@ -1,6 +1,6 @@
 // Pure: goss command lines, its JSON and JUnit output, the vars the specs are rendered with, and
 // the one-line-per-failure summary. Running goss (in the VM, over ssh) is in vm.ts.
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 
 /** Where the binary and the rendered specs go in the VM: on the disk copy (/run and /tmp may be noexec). */
 export const REMOTE_DIR = '/var/tmp/metal-vmtest';
@@ -279,4 +279,12 @@ export function yamlErrorAt(text: string): { line: number; message: string } | n
   const e = doc.errors[0];
   if (!e) return null;
   return { line: lines.linePos(e.pos[0]).line, message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '') };
+}
+
+/**
+ * Pure: the vars file goss reads. Every string is double-quoted: goss's YAML reader would take an
+ * unquoted 2026-12-02T00:45:44Z for a timestamp and render it as "2026-12-02 00:45:44 +0000 UTC".
+ */
+export function gossVarsYaml(vars: Record<string, unknown>): string {
+  return stringifyYaml(vars, { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN' });
 }

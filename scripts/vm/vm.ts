@@ -9,7 +9,6 @@
 import { accessSync, chmodSync, constants as fsConstants, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
-import { stringify } from 'yaml';
 import { IMAGE_FILE } from '../lib/artifacts.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { config } from '../lib/config.ts';
@@ -21,7 +20,7 @@ import { processAlive, run, stream, type RunResult, type Streaming } from '../li
 import { requireTools } from '../lib/tools.ts';
 import { parseAccelSetting, postProbeDecision, preProbeDecision, virtFlag, type AccelChoice, type AccelSetting, type KvmDevice } from './accel.ts';
 import {
-  DEFAULT_RETRY, REMOTE_DIR, REMOTE_GOSS, gossErrorLine, yamlErrorAt, gossRenderArgv, gossValidateArgv, gossVars, oneLine, parseDurationSec, parseGossJson, parseJunit, testAdditions,
+  DEFAULT_RETRY, REMOTE_DIR, REMOTE_GOSS, gossErrorLine, gossVarsYaml, yamlErrorAt, gossRenderArgv, gossValidateArgv, gossVars, oneLine, parseDurationSec, parseGossJson, parseJunit, testAdditions,
   GossOutputError, type Addition, type GossReport, type JunitReport, type RetryOptions,
 } from './goss.ts';
 import { QEMU, consoleTail, diskSizeMiB, findKernel, mke2fsArgv, probeArgv, probeReachedPanic, qemuArgv, unpackArgv, type Accel, type KernelFiles } from './qemu.ts';
@@ -254,7 +253,7 @@ export async function bootVm(def: ImageDef, dir: string, opts: BootOptions = {})
     });
     Object.assign(vars, opts.extraVars ?? {});
     const varsFile = join(scratch, 'vars.yaml');
-    writeFileSync(varsFile, stringify(vars));
+    writeFileSync(varsFile, gossVarsYaml(vars));
     const rendered = new Map<string, string>();
     for (const s of specs) rendered.set(s, await renderSpec(s, varsFile));
 
