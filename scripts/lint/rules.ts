@@ -40,7 +40,10 @@ export const RULES = {
   device: 'device nodes and fifos (the untar writes them as empty regular files)',
   duplicate: 'paths that appear twice (the later entry wins)',
   'container-marker': 'container marker files that make systemd believe it runs in a container',
+  'host-identity': "hostname, hosts or resolv.conf with content: the build host's (or the base's) would ship",
 } as const;
+/** Files the installer writes per machine: the image must ship them empty (docker's init layer does). */
+export const HOST_IDENTITY_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf'];
 export type RuleId = keyof typeof RULES;
 
 /** Commands are looked up in these directories (relative to the image root), like the installer's PATH. */
@@ -105,6 +108,7 @@ export class ContractChecker {
   private readonly systemMaps: string[] = [];
   private readonly forwardLinks: { path: string; target: string; index: number }[] = [];
   private readonly dirBytes = new Map<string, number>();
+  private readonly identitySizes = new Map<string, number>();
   private estimatedBytes = 1024;
 
   constructor(private readonly contract: Contract) {}
@@ -162,6 +166,7 @@ export class ContractChecker {
       if (/^boot\/System\.map-[^/]+$/.test(path)) this.systemMaps.push(path);
     }
     if (kind === 'file') this.countSize(path, e.size);
+    if (HOST_IDENTITY_FILES.includes(path)) this.identitySizes.set(path, kind === 'file' ? e.size : 0);
 
     // What the untar drops or changes: warnings, named per entry.
     if (e.uid !== 0 || e.gid !== 0) this.push('warning', 'owner', where, `owned by ${e.uid}:${e.gid}; it will be root:root`);
@@ -208,6 +213,9 @@ export class ContractChecker {
     }
     this.users();
     this.frr();
+    for (const [path, size] of this.identitySizes) {
+      if (size > 0) this.push('error', 'host-identity', show(path), `holds ${size} bytes: the image must ship it empty (the installer writes it per machine), or the build host's or the base layer's ${show(path)} reaches every machine (export a container whose docker init layer is there, bootstrap the base without it)`);
+    }
     this.size(tarBytes);
     this.topDirs = [...this.dirBytes].map(([dir, bytes]) => ({ dir, bytes })).sort((a, b) => b.bytes - a.bytes || a.dir.localeCompare(b.dir)).slice(0, 15);
     return this.sorted();

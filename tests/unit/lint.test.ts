@@ -300,6 +300,16 @@ test('container-marker: /.dockerenv', () => {
   ]);
 });
 
+test("host-identity: hostname, hosts and resolv.conf ship empty (the build host's must not)", () => {
+  const msg = (p: string, n: number): string => `holds ${n} bytes: the image must ship it empty (the installer writes it per machine), or the build host's or the base layer's ${p} reaches every machine (export a container whose docker init layer is there, bootstrap the base without it)`;
+  assert.equal(lint(edit({}, [{ path: 'etc/hostname', mode: 0o644, body: 'vm\n' }, { path: 'etc/resolv.conf', mode: 0o644, body: 'nameserver 10.255.255.53\n' }])), [
+    err('host-identity', '/etc/hostname', msg('/etc/hostname', 3)),
+    err('host-identity', '/etc/resolv.conf', msg('/etc/resolv.conf', 25)),
+  ]);
+  assert.equal(lint(edit({}, [{ path: 'etc/hostname', mode: 0o644, body: '' }, { path: 'etc/hosts', mode: 0o644, body: '' }])), [], 'empty, as docker\'s init layer leaves them');
+  assert.equal(lint(edit({}, [{ path: 'etc/hostname', mode: 0o644, body: 'vm\n' }, { path: 'etc/hostname', mode: 0o644, body: '' }])).filter((f) => f.rule === 'host-identity'), [], 'the later (empty) entry is what lands');
+});
+
 test('findings come errors first, in rule order, then archive order', () => {
   const fs = lint(edit({ 'install.sh': null }, [{ path: 'root/', mode: 0o700 }, { path: 'x', type: '7' }, { path: 'a', uid: 5 }]));
   assert.equal(fs.map((f) => `${f.severity} ${f.rule} ${f.path}`), ['error entry-type x', 'error installer /install.sh', 'warning owner /a', 'warning dir-mode /root']);
