@@ -1,7 +1,7 @@
 // The Debian image, built for real through the same code path as `make debian` (the docker build
-// cache makes re-runs cheap), then its artifacts checked. Runs first (file order): the other
-// integration tests use the artifact it leaves in images/debian/12. The VM boot runs in
-// vmtest.test.ts, so it is skipped here to boot only once per suite.
+// cache makes re-runs cheap), then its artifacts checked. The other integration files get the same
+// image through tests/helpers/debian.ts, whichever runs first. The VM test is skipped here: the
+// rack (rack.test.ts) provisions and boots it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readdirSync, mkdtempSync, rmSync, mkdirSync, symlinkSync } from 'node:fs';

@@ -465,7 +465,7 @@ test.after(async () => {
   for (const t of [...targets, ...(standIn ? [standIn] : [])]) await run(['docker', 'image', 'rm', '--force', t.tag], { nothrow: true });
 });
 
-test('the Debian image is built (the integration suite builds it first)', async () => {
+test('the Debian image is built', async () => {
   await ready();
   assert.ok(targets.some((t) => t.def === DEBIAN || (t.def.os === 'debian' && !t.def.variant)), `${imageTag(DEBIAN)} is missing: run make debian`);
 });
@@ -604,6 +604,12 @@ for b, s in ours: print(f"+ {b or '(top)'}: {s}")
 for b, s in upstream: print(f"- {b or '(top)'}: {s}")
 sys.exit(0 if (set(ours), set(upstream)) == (set(ONLY_OURS), set(ONLY_UPSTREAM)) else 1)
 `;
+import { ensureDebianImage } from '../helpers/debian.ts';
+
+// the shared Debian fixture, built by its named helper if missing (no dependency on file order)
+test.before(async () => {
+  await ensureDebianImage();
+});
 
 // ---- the consumers --------------------------------------------------------------------------
 

@@ -29,6 +29,12 @@ import { mountContainer, mountedLeftovers, rootfsTarArgv } from '../../scripts/e
 import { TarReader } from '../../scripts/lint/tar-stream.ts';
 import { DEFAULT_LEVEL, exportImage } from '../../scripts/export/export.ts';
 import { openTarSource } from '../../scripts/export/tar-source.ts';
+import { ensureDebianArtifact } from '../helpers/debian.ts';
+
+// the shared Debian fixture, built by its named helper if missing (no dependency on file order)
+test.before(async () => {
+  await ensureDebianArtifact();
+});
 
 const SRC = join(ROOT, 'tests', 'lz4compat');
 const BIN = join(config().binDir, 'lz4compat');
@@ -166,7 +172,7 @@ test('pierrec v4.1.22 reads only the first of concatenated frames (why the expor
 });
 
 test(`one container of ${IMAGE} via the docker export source: one frame, and pierrec returns exactly the filtered tar`, async () => {
-  assert.ok(await imageExists(IMAGE), `${IMAGE} is not built: run make debian (the integration suite builds it first)`);
+  assert.ok(await imageExists(IMAGE), `${IMAGE} is not built: run make debian`);
   const dir = scratch();
   const id = await createContainer(IMAGE);
   try {
@@ -295,7 +301,7 @@ test(`exportImage (the code path of make debian) writes one frame pierrec decode
 });
 
 test('the real artifact images/debian/12/img.tar.lz4 decodes with pierrec as with lz4 -d', async () => {
-  assert.ok(existsSync(DEBIAN_ARTIFACT), `${DEBIAN_ARTIFACT} is missing: run make debian (the integration suite builds it first)`);
+  assert.ok(existsSync(DEBIAN_ARTIFACT), `${DEBIAN_ARTIFACT} is missing: run make debian`);
   // a hard link pins this version: a concurrent re-export renames a new file into place
   const dir = scratch();
   try {

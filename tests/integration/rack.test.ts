@@ -19,6 +19,12 @@ import { lintArtifact } from '../../scripts/lint/lint.ts';
 import { defaultLayout } from '../../scripts/rack/plan.ts';
 import { parse } from 'yaml';
 import { referenceFile } from '../helpers/reference.ts';
+import { ensureDebianArtifact } from '../helpers/debian.ts';
+
+// the shared Debian fixture, built by its named helper if missing (no dependency on file order)
+test.before(async () => {
+  await ensureDebianArtifact();
+});
 
 const def = loadImageDef('debian');
 const dir = join(config().imagesDir, def.os, def.version);
@@ -205,7 +211,7 @@ test('Ctrl-C while the hammer works: exit 130, no VM, namespace, tap or scratch 
 });
 
 test('the Debian image provisioned as the hammer does: kexec boot and GRUB boot, both leaves, provision.json', async () => {
-  assert.ok(existsSync(join(dir, 'img.tar.lz4')), 'the Debian artifact is missing: run make debian (the integration suite builds it first)');
+  assert.ok(existsSync(join(dir, 'img.tar.lz4')), 'the Debian artifact is missing: run make debian');
   let report: ProvisionReport | null = null;
   let failure: unknown = null;
   try {
