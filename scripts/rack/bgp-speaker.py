@@ -4,7 +4,10 @@ iBGP to the machine's own FRR (peer group LOCAL, `bgp listen range`) from the no
 announces one service address with a next hop on the node. Copied into the machine by the rack
 test (test-only, removed with the VM); Python's standard library only.
 
-    bgp-speaker.py <node ip> <asn> <prefix> <next hop>
+    bgp-speaker.py <node ip> <asn> <prefix> <next hop> <router id>
+
+The router id must differ from FRR's (the node's address): FRR refuses an iBGP OPEN that carries
+its own identifier (NOTIFICATION 2/3, Bad BGP Identifier), so the speaker uses its pod's address.
 
 Keeps the session up (KEEPALIVE every 2 s, the LOCAL group's timers are 2 8) until it is killed;
 prints "established" once FRR accepted the OPEN and the UPDATE went out.
@@ -34,11 +37,20 @@ def read(s):
     return kind, exactly(length - 19)
 
 
-def main(node_ip, asn, prefix, next_hop):
+# RFC 4271 §4.5 (and 4486 for cease) names of the NOTIFICATIONs FRR may send
+NOTIFICATIONS = {
+    (2, 1): "unsupported version", (2, 2): "bad peer AS", (2, 3): "bad BGP identifier",
+    (2, 4): "unsupported optional parameter", (2, 6): "unacceptable hold time",
+    (2, 7): "unsupported capability", (6, 2): "cease: administrative shutdown",
+    (6, 5): "cease: connection rejected", (6, 7): "cease: connection collision resolution",
+}
+
+
+def main(node_ip, asn, prefix, next_hop, router_id):
     asn = int(asn)
     caps = bytes([65, 4]) + struct.pack("!I", asn) + bytes([1, 4, 0, 1, 0, 1])
     opt = bytes([2, len(caps)]) + caps
-    open_msg = msg(1, struct.pack("!BHH4sB", 4, 23456 if asn > 65535 else asn, 9, socket.inet_aton(node_ip), len(opt)) + opt)
+    open_msg = msg(1, struct.pack("!BHH4sB", 4, 23456 if asn > 65535 else asn, 9, socket.inet_aton(router_id), len(opt)) + opt)
     addr, plen = prefix.split("/")
     attrs = bytes([0x40, 1, 1, 0]) + bytes([0x40, 2, 0]) + bytes([0x40, 3, 4]) + socket.inet_aton(next_hop)
     attrs += bytes([0x40, 5, 4]) + struct.pack("!I", 100)
@@ -57,7 +69,8 @@ def main(node_ip, asn, prefix, next_hop):
     while True:
         kind, body = read(s)
         if kind == 3:
-            print(f"notification {body[:2].hex()}", flush=True)
+            name = NOTIFICATIONS.get((body[0], body[1]), "see RFC 4271 4.5")
+            print(f"notification {body[0]}/{body[1]} ({name})", flush=True)
             return 1
         if kind == 1:
             s.sendall(msg(4, b""))
@@ -72,4 +85,4 @@ def main(node_ip, asn, prefix, next_hop):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:6]))

@@ -362,10 +362,10 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
       await vm.copyIn(SPEAKER, '/tmp/metal-rack-bgp-speaker.py', '0755');
       const speaker = await vm.ssh(['sh', '-c', [
         `ip link add ${POD_IF} type dummy 2>/dev/null; ip addr replace ${POD_NET} dev ${POD_IF}; ip link set ${POD_IF} up`,
-        `nohup python3 /tmp/metal-rack-bgp-speaker.py ${MACHINE.ip} ${MACHINE.asn} ${SERVICE_PREFIX} ${POD_NEXT_HOP} >/tmp/metal-rack-bgp-speaker.log 2>&1 &`,
+        `nohup python3 /tmp/metal-rack-bgp-speaker.py ${MACHINE.ip} ${MACHINE.asn} ${SERVICE_PREFIX} ${POD_NEXT_HOP} ${POD_NEXT_HOP} >/tmp/metal-rack-bgp-speaker.log 2>&1 &`,
         'for i in $(seq 60); do grep -q . /tmp/metal-rack-bgp-speaker.log && break; sleep 1; done; cat /tmp/metal-rack-bgp-speaker.log',
       ].join('\n')], { nothrow: true, timeoutMs: 120_000 });
-      checks.push({ id: `${pre}onnode-speaker-session`, ok: /established/.test(speaker.stdout), detail: `speaker on ${MACHINE.ip} (LOCAL, AS ${MACHINE.asn}) announcing ${SERVICE_PREFIX} via ${POD_NEXT_HOP}: ${oneLine(speaker.stdout || speaker.stderr, 160)}` });
+      checks.push({ id: `${pre}onnode-speaker-session`, ok: /established/.test(speaker.stdout), detail: `speaker on ${MACHINE.ip} (LOCAL, AS ${MACHINE.asn}, router id ${POD_NEXT_HOP}) announcing ${SERVICE_PREFIX} via ${POD_NEXT_HOP}: ${oneLine(speaker.stdout || speaker.stderr, 160)}` });
       const phoneHome = installVars(installYaml);
 
       // the leaves' view: sessions, routes, a ping over the BGP route, the LLDP neighbour
