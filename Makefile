@@ -76,7 +76,9 @@ test-slow: $(NODE_STAMP)
 
 # Anything else is a typo or an OS folder that does not exist.
 Makefile package-lock.json: ;
-# The target name is written by make itself, not pasted into a shell line.
+# The target name reaches the shell through the environment, never pasted into the line (a
+# socket or pipe as stderr cannot be opened by name, so make's $(file) cannot write this).
+%: export METAL_UNKNOWN_TARGET = $@
+%: export METAL_KNOWN_OSES = $(OSES)
 %:
-	$(file >>/dev/stderr,error: unknown OS or target "$@" (images: $(OSES)))$(file >>/dev/stderr,  fix: make help)
-	@exit 2
+	@printf 'error: unknown OS or target "%s" (images: %s)\n  fix: make help\n' "$$METAL_UNKNOWN_TARGET" "$$METAL_KNOWN_OSES" >&2; exit 2

@@ -71,9 +71,9 @@ test('make all --plan: dependency order and availability of every image, nothing
     assert.match(r.stdout, new RegExp(`^${id.replace(/\./g, '\\.')}\\s+${expected}\\s`, 'm'), `${id} availability`);
   }
   if (!(await baseAvailable('firewall'))) {
-    assert.match(r.stdout, /^firewall-3\.0-ubuntu\s+no\s+its base metal-images\/ubuntu:22\.04 is built by ubuntu\/, which is unavailable here$/m);
+    assert.match(r.stdout, /^firewall-3\.0-ubuntu\s+no\s+its base metal-images\/ubuntu:22\.04-body is built by ubuntu\/, which is unavailable here$/m);
   }
-  assert.match(r.stdout, /^nvidia-12\s+yes\s+built FROM debian\/ \(metal-images\/debian:12\)$/m);
+  assert.match(r.stdout, /^nvidia-12\s+yes\s+built FROM debian\/ \(metal-images\/debian:12-body\)$/m);
   assert.not.match(r.stdout, /^==> build$/m);
 });
 
