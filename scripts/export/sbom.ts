@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { MetalError } from '../lib/errors.ts';
-import { run } from '../lib/shell.ts';
+import { stream } from '../lib/shell.ts';
+import { onCleanup } from '../lib/cleanup.ts';
 import { goToolVersion, GO_TOOLS } from '../lib/tools.ts';
 import { ensureGoTool } from '../lib/setup.ts';
 
@@ -129,11 +130,18 @@ export async function writeSbom(dir: string, source: SbomSource, packagesText: s
   const final = join(dir, SBOM_FILE);
   const partial = `${final}.partial`;
   try {
-    await run(sbomArgv(syft, source, partial, name, version), {
+    const p = stream(sbomArgv(syft, source, partial, name, version), {
       env: { ...SYFT_ENV, TMPDIR: dir },
       cwd: dir, // syft reads a .syft.yaml in its working directory: there is none in the new set
+      stdout: 'ignore',
       hint: 'the SBOM could not be written; re-run with METAL_DEBUG=1 to see syft\'s command line',
     });
+    const stop = onCleanup('stop syft', () => p.kill()); // Ctrl-C and failed exports stop it too
+    try {
+      await p.done;
+    } finally {
+      await stop();
+    }
     const text = readFileSync(partial, 'utf8');
     let doc: SpdxDocument;
     try {

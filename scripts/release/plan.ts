@@ -149,6 +149,8 @@ export interface ListedImage {
   packagesKey: string | null;
   /** The build record published beside it (build.json), if any. */
   recordKey: string | null;
+  /** The SPDX SBOM published beside it (img.tar.lz4.spdx.json), if any. */
+  sbomKey: string | null;
   size: number;
   lastModified: Date | undefined;
 }
@@ -177,6 +179,7 @@ export function listedImages(objects: readonly ListedObject[], prefix: string): 
       md5Key: `${o.key}.md5`,
       packagesKey: byKey.has(`${dir}/${PACKAGES_FILE}`) ? `${dir}/${PACKAGES_FILE}` : null,
       recordKey: byKey.has(`${dir}/${RECORD_FILE}`) ? `${dir}/${RECORD_FILE}` : null,
+      sbomKey: byKey.has(`${dir}/${SBOM_FILE}`) ? `${dir}/${SBOM_FILE}` : null,
       size: o.size,
       lastModified: o.lastModified,
     });

@@ -102,17 +102,19 @@ test('stable: the GitLab default branch publishes every image, md5 last, no-stor
     [
       ['metal-os/stable/debian/12/img.tar.lz4', 'uploaded'],
       ['metal-os/stable/debian/12/packages.txt', 'uploaded'],
+      ['metal-os/stable/debian/12/img.tar.lz4.spdx.json', 'uploaded'],
       ['metal-os/stable/debian/12/build.json', 'uploaded'],
       ['metal-os/stable/debian/12/img.tar.lz4.md5', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/packages.txt', 'uploaded'],
+      ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.spdx.json', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/build.json', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.md5', 'uploaded'],
     ],
   );
   assert.is(r.objects[0]!.url, `${BASE}metal-os/stable/debian/12/img.tar.lz4`);
   assert.match(r.objects[0]!.id, /^debian-12\.0\.\d{8}$/);
-  assert.match(r.objects[4]!.id, /^firewall-3\.0-ubuntu\.\d{8}$/);
+  assert.match(r.objects[5]!.id, /^firewall-3\.0-ubuntu\.\d{8}$/);
   const img = await head('metal-os/stable/debian/12/img.tar.lz4');
   assert.is(img?.ContentLength, debian.size);
   assert.is(img?.CacheControl, 'no-store');
@@ -127,7 +129,7 @@ test('a re-run skips identical objects', async () => {
   const before = await head('metal-os/stable/debian/12/img.tar.lz4');
   const r = await publish({ env: envFor({ PUBLISH_PREFIX: 'metal-os/stable' }), imagesDir, quiet: true });
   assert.equal([...new Set(r.objects.map((o) => o.action))], ['skipped']);
-  assert.is(r.objects.length, 8);
+  assert.is(r.objects.length, 10);
   const after = await head('metal-os/stable/debian/12/img.tar.lz4');
   assert.is(after?.ETag, before?.ETag);
   assert.is(after?.LastModified?.getTime(), before?.LastModified?.getTime());
@@ -136,7 +138,7 @@ test('a re-run skips identical objects', async () => {
 test('release: a GitHub date tag publishes under the date, without no-store', async () => {
   const r = await publish({ env: envFor({ GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/20230710', GITHUB_EVENT_NAME: 'push' }), imagesDir, quiet: true });
   assert.is(r.target.prefix, 'metal-os/20230710');
-  assert.equal(r.objects.map((o) => o.id), [...Array(4).fill('debian-12.0.20230710'), ...Array(4).fill('firewall-3.0-ubuntu.20230710')]);
+  assert.equal(r.objects.map((o) => o.id), [...Array(5).fill('debian-12.0.20230710'), ...Array(5).fill('firewall-3.0-ubuntu.20230710')]);
   assert.is(r.objects[0]!.url, `${BASE}metal-os/20230710/debian/12/img.tar.lz4`);
   assert.is((await head('metal-os/20230710/debian/12/img.tar.lz4'))?.CacheControl, undefined);
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
@@ -219,10 +221,12 @@ test('promote: stable is copied server-side to the release date, md5 last, verif
     [
       ['metal-os/stable/debian/12/img.tar.lz4', 'metal-os/20230801/debian/12/img.tar.lz4', 'copied'],
       ['metal-os/stable/debian/12/packages.txt', 'metal-os/20230801/debian/12/packages.txt', 'copied'],
+      ['metal-os/stable/debian/12/img.tar.lz4.spdx.json', 'metal-os/20230801/debian/12/img.tar.lz4.spdx.json', 'copied'],
       ['metal-os/stable/debian/12/build.json', 'metal-os/20230801/debian/12/build.json', 'copied'],
       ['metal-os/stable/debian/12/img.tar.lz4.md5', 'metal-os/20230801/debian/12/img.tar.lz4.md5', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/packages.txt', 'metal-os/20230801/firewall/3.0-ubuntu/packages.txt', 'copied'],
+      ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.spdx.json', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4.spdx.json', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/build.json', 'metal-os/20230801/firewall/3.0-ubuntu/build.json', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.md5', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4.md5', 'copied'],
     ],
