@@ -29,8 +29,9 @@ help:
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
 
 # npm ci only when the lock file changed: everything else is installed by `scripts/cli.ts setup`.
+# Its output goes to stderr, so that a target printing data (make -s ci-matrix) stays parseable.
 $(NODE_STAMP): package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund >&2
 	@touch $@
 
 setup: $(NODE_STAMP)
