@@ -28,7 +28,7 @@ import {
 } from './plan.ts';
 import { resolvePublishTarget, type PublishTarget } from './prefix.ts';
 import { Store, storeSettings } from './store.ts';
-import { DockerLogin, RegistryClient, registrySettings, registryTags, repositoryOf, type RegistrySettings } from './registry.ts';
+import { DockerLogin, RegistryClient, registrySettings, sweepDockerLogins, registryTags, repositoryOf, type RegistrySettings } from './registry.ts';
 import { parseRecord, readRecord, writeRecord, type BuildRecord, type RegistryPart } from '../lib/build-record.ts';
 import { memoryFile } from './local.ts';
 import { imageExists } from '../lib/docker.ts';
@@ -96,7 +96,10 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const images: LocalImage[] = [];
   const client = registry && !o.dryRun ? new RegistryClient(registry) : null;
   try {
-    if (client) await phase('check registry access', () => client.check(repositoryOf(client.s, listing.found[0]!.storeOs)));
+    if (client) {
+      for (const n of sweepDockerLogins()) say(`removed the docker login a killed release left: ${n}`);
+      await phase('check registry access', () => client.check(repositoryOf(client.s, listing.found[0]!.storeOs)));
+    }
     if (store) {
       await phase('check store access', () => store.check(target.prefix));
       lock = await phase('lock prefix', async () => {

@@ -7,20 +7,20 @@
 //
 // The image pushed is the one the build record says the tarball came from (by docker image id,
 // not by a tag that may have moved since). docker logs in with a DOCKER_CONFIG of its own, a
-// temporary 0700 directory removed afterwards (and on Ctrl-C), so no credential is left in
-// ~/.docker; the password goes to `docker login --password-stdin`, never onto a command line or
-// into a message. Before anything is pushed, the registry is asked directly over its HTTP API
+// temporary 0700 directory removed afterwards (and on Ctrl-C; a SIGKILLed run's by the next run),
+// so no credential is left in ~/.docker; the password goes to `docker login --password-stdin`,
+// never onto a command line or into a message. Before anything is pushed, the registry is asked directly over its HTTP API
 // (/v2/) whether it answers and takes the credentials; a release tag that already holds another
 // image is refused unless forced. A registry writes a tag only after every blob of it is stored,
 // so an interrupted push leaves no tag, only unreferenced blobs; the docker CLI is stopped with
 // the run (Ctrl-C, SIGTERM), and the daemon drops the push with it.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Env } from '../lib/config.ts';
 import { onCleanup } from '../lib/cleanup.ts';
 import { MetalError, PreconditionError, UsageError } from '../lib/errors.ts';
-import { run, stream } from '../lib/shell.ts';
+import { processAlive, run, stream } from '../lib/shell.ts';
 import { majorMinor } from './plan.ts';
 import type { PublishTarget } from './prefix.ts';
 
@@ -213,6 +213,19 @@ export class RegistryClient {
   }
 }
 
+/** Remove the docker logins (credentials included) that SIGKILLed runs left: the pid in the name is dead. */
+export function sweepDockerLogins(): string[] {
+  const removed: string[] = [];
+  for (const n of readdirSync(tmpdir())) {
+    const m = /^metal-images-docker-(\d+)-/.exec(n);
+    if (m && !processAlive(Number(m[1]))) {
+      rmSync(join(tmpdir(), n), { recursive: true, force: true });
+      removed.push(n);
+    }
+  }
+  return removed;
+}
+
 /**
  * A docker CLI configuration of its own for one release run: logged in to the registry (when it
  * has credentials), removed afterwards and on interruption.
@@ -221,7 +234,8 @@ export class DockerLogin {
   private constructor(readonly dir: string, private readonly drop: () => Promise<void>) {}
 
   static async open(s: RegistrySettings): Promise<DockerLogin> {
-    const dir = mkdtempSync(join(tmpdir(), 'metal-images-docker-'));
+    sweepDockerLogins();
+    const dir = mkdtempSync(join(tmpdir(), `metal-images-docker-${process.pid}-`));
     chmodSync(dir, 0o700);
     const drop = onCleanup(`remove the docker login ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
     const login = new DockerLogin(dir, drop);

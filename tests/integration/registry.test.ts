@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYS } from '../../scripts/lib/config.ts';
@@ -157,7 +157,12 @@ test('wrong credentials, a registry that is down, missing configuration: one lin
   const prefix = 'metal-os/pull_requests/faults';
   const base = { METAL_IMAGES_DIR: images, PUBLISH_PREFIX: prefix };
 
+  // a login a SIGKILLed run left (its pid is dead) is removed by the next run
+  const stale = join(tmpdir(), `metal-images-docker-${2 ** 22 + 17}-test`);
+  mkdirSync(stale);
+  writeFileSync(join(stale, 'config.json'), '{"auths":{}}\n');
   const wrong = await release({ ...base, ...creds(), REGISTRY_PASSWORD: 'not-the-password' });
+  assert.not.ok(existsSync(stale), 'the dead run\'s docker login was swept');
   assert.is(wrong.code, 3, wrong.stderr);
   assert.is(oneLine(wrong), `error: registry ${reg.host} refused the credentials of REGISTRY_USERNAME=${reg.username}`);
   assert.match(wrong.stderr, /fix: set REGISTRY_USERNAME and REGISTRY_PASSWORD in \.env/);
