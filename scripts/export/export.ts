@@ -236,7 +236,10 @@ async function exportLocked(ref: string, packagesCommand: readonly string[], fin
     } catch (e) {
       killAll();
       out.destroy();
-      throw e;
+      // a tree that changed under its readers makes them fail in their own ways (syft then writes an
+      // SPDX document without files): the change is the cause
+      const changed = source.kind === 'mount' ? await source.verify().then(() => null, (v: unknown) => v) : null;
+      throw changed ?? e;
     } finally {
       await source.close();
     }
