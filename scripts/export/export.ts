@@ -235,6 +235,7 @@ async function exportLocked(ref: string, packagesCommand: readonly string[], fin
       await closeStream(out);
     } catch (e) {
       killAll();
+      out.on('error', () => {}); // a write already queued by the compressor must not crash the process now
       out.destroy();
       // a tree that changed under its readers makes them fail in their own ways (syft then writes an
       // SPDX document without files): the change is the cause
