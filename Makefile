@@ -18,18 +18,20 @@ CLI := node --import tsx scripts/cli.ts
 MAKE_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
 $(foreach v,$(MAKE_VARS),$(eval export METAL_MAKE_$(v) := $$(value $(v)))$(eval unexport $(v)))
 
-.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest provision-test bench check $(OSES)
+.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest provision-test bench check ci-matrix $(OSES)
 
 help:
 	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
 	@echo "          make <os> VARIANT=<variant>  (e.g. make firewall VARIANT=debian, make debian VARIANT=13)"
 	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make provision-test OS=<os> | make bench OS=<os>"
 	@echo "Publish:  make release [DRY_RUN=1] [FORCE=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
+	@echo "CI:       make check (also lints .github/workflows and .gitlab-ci.yml) | make ci-matrix (the images CI fans out over, JSON)"
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
 
 # npm ci only when the lock file changed: everything else is installed by `scripts/cli.ts setup`.
+# Its output goes to stderr, so that a target printing data (make -s ci-matrix) stays parseable.
 $(NODE_STAMP): package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund >&2
 	@touch $@
 
 setup: $(NODE_STAMP)
@@ -57,6 +59,10 @@ downloads: $(NODE_STAMP)
 
 check: $(NODE_STAMP)
 	@$(CLI) check
+
+# The images CI fans out over, one line of JSON (.github/workflows/images.yaml reads it).
+ci-matrix: $(NODE_STAMP)
+	@$(CLI) ci-matrix
 
 test-unit: $(NODE_STAMP)
 	npx tsc --noEmit

@@ -63,6 +63,7 @@ export function printSummary(ctx: BuildContext, steps: Steps): void {
         [rel(join(ctx.dir, IMAGE_FILE)), formatBytes(e.lz4_bytes), `tar ${formatBytes(e.tar_bytes)}, ratio ${(e.tar_bytes / e.lz4_bytes).toFixed(2)}`],
         [rel(join(ctx.dir, MD5_FILE)), '', e.md5],
         [rel(join(ctx.dir, PACKAGES_FILE)), '', `${e.packages} packages`],
+        ...(e.sbom ? [[rel(join(ctx.dir, e.sbom.file)), '', `SPDX: ${e.sbom.packages} packages, ${e.sbom.files} files (${e.sbom.tool})`]] : []),
         [rel(join(ctx.dir, 'build.json')), '', `lint ${rec.lint?.verdict ?? 'not run'}, vm test ${rec.vmtest?.verdict ?? 'not run'}`],
       ]),
     );

@@ -44,6 +44,21 @@ export interface ExportPart {
   compressor: string;
   source: string;
   seconds: number;
+  /** The SPDX SBOM written beside the image (img.tar.lz4.spdx.json) and the sha256 of its bytes. */
+  sbom?: { file: string; sha256: string; packages: number; files: number; tool: string };
+}
+
+/** Where `make release` pushed the docker image the tarball was exported from. */
+export interface RegistryPart {
+  /** e.g. 127.0.0.1:5000/metal/debian */
+  repository: string;
+  tags: string[];
+  /** The manifest digest the registry stores under the tags (sha256:...). */
+  digest: string;
+  /** The docker image id pushed (that of the build part). */
+  docker_image_id: string;
+  /** The store prefix of the release run that pushed it. */
+  prefix: string;
 }
 
 export type Verdict = 'pass' | 'fail' | 'skipped';
@@ -90,19 +105,21 @@ export interface BuildRecord {
   lint?: LintPart;
   vmtest?: VmTestPart;
   provision?: ProvisionPart;
+  registry?: RegistryPart;
   /** When each part was written (ISO time), by part name. */
   written: Record<string, string>;
 }
 
-export type Part = 'definition' | 'build' | 'export' | 'lint' | 'vmtest' | 'provision';
+export type Part = 'definition' | 'build' | 'export' | 'lint' | 'vmtest' | 'provision' | 'registry';
 /** What a part's new value makes stale: the parts written after it about older bytes. */
 const DOWNSTREAM: Record<Part, Part[]> = {
-  definition: ['build', 'export', 'lint', 'vmtest', 'provision'],
-  build: ['export', 'lint', 'vmtest', 'provision'],
+  definition: ['build', 'export', 'lint', 'vmtest', 'provision', 'registry'],
+  build: ['export', 'lint', 'vmtest', 'provision', 'registry'],
   export: ['lint', 'vmtest', 'provision'],
   lint: [],
   vmtest: [],
   provision: [],
+  registry: [],
 };
 
 /**

@@ -55,6 +55,12 @@ export interface GoTool {
   ldflags: string;
   /** The Go module under scripts/tools that pins it ('' for scripts/tools itself). */
   dir?: string;
+  /**
+   * Built on first use (ensureGoTool), not by every `make setup`: tools whose build takes minutes
+   * and that only some commands need (syft for the export's SBOM, the registry for the release
+   * tests, actionlint for make check).
+   */
+  lazy?: boolean;
 }
 
 export const GO_TOOLS: readonly GoTool[] = [
@@ -78,6 +84,13 @@ export const GO_TOOLS: readonly GoTool[] = [
   // dependency trees do not move the versions above): node_exporter on 9100, tailscale for `vpn`.
   { name: 'node_exporter', pkg: 'github.com/prometheus/node_exporter', module: 'github.com/prometheus/node_exporter', cgo: false, dir: 'firewall', ldflags: '-X github.com/prometheus/common/version.Version={version}' },
   ...['tailscale', 'tailscaled'].map((name) => ({ name, pkg: `tailscale.com/cmd/${name}`, module: 'tailscale.com', cgo: false, dir: 'firewall', ldflags: '' })),
+  // Each in a module of its own (their dependency trees are large and would move the versions
+  // above), and built on first use. syft writes every artifact set's SPDX SBOM (scripts/export/sbom.ts).
+  { name: 'syft', pkg: 'github.com/anchore/syft/cmd/syft', module: 'github.com/anchore/syft', cgo: false, dir: 'sbom', lazy: true, ldflags: '-X main.version={version}' },
+  // The OCI registry the release tests push to (`registry serve`, htpasswd auth, on 127.0.0.1).
+  { name: 'registry', pkg: 'github.com/distribution/distribution/v3/cmd/registry', module: 'github.com/distribution/distribution/v3', cgo: false, dir: 'registry', lazy: true, ldflags: '-X github.com/distribution/distribution/v3/version.version={version}' },
+  // make check lints .github/workflows/ with it.
+  { name: 'actionlint', pkg: 'github.com/rhysd/actionlint/cmd/actionlint', module: 'github.com/rhysd/actionlint', cgo: false, dir: 'actionlint', lazy: true, ldflags: '-X github.com/rhysd/actionlint.version={version}' },
 ];
 
 export const GO_MODULE_DIR = join(ROOT, 'scripts', 'tools');

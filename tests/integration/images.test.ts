@@ -125,7 +125,7 @@ test('nvidia: full build + VM test (slow suite only, run make test-slow)', async
   }
   await fullBuild('nvidia', '', 'nvidia-12');
   const dir = join(ROOT, 'images', 'nvidia', '12');
-  for (const f of ['img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']) assert.ok(existsSync(join(dir, f)), `${f} missing`);
+  for (const f of ['img.tar.lz4', 'img.tar.lz4.md5', 'img.tar.lz4.spdx.json', 'packages.txt']) assert.ok(existsSync(join(dir, f)), `${f} missing`);
   const pk = readFileSync(join(dir, 'packages.txt'), 'utf8');
   assert.match(pk, /^ii {2}nvidia-kernel-\d\S*-amd64\s+\d+\.\d+/m, 'the module package for the image kernel');
   assert.match(pk, /^ii {2}nvidia-smi\s/m);
