@@ -73,7 +73,10 @@ test-integration: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'
 
-test: test-unit test-integration
+# setup first: the unit suites use host tools it installs (nft for the firewall rulesets)
+test: $(NODE_STAMP)
+	@$(CLI) setup --quiet
+	@$(MAKE) --no-print-directory test-unit test-integration
 
 # Builds and boots every image that can be built here; slower than `make test`.
 test-slow: $(NODE_STAMP)

@@ -33,6 +33,7 @@ export const APT_TOOLS: readonly AptTool[] = [
   { bin: 'lldpd', pkg: 'lldpd', why: 'the rack\'s leaves see the machine\'s LLDP' },
   { bin: 'ping', pkg: 'iputils-ping', why: 'the rack\'s leaves ping the machine over the BGP route' },
   { bin: 'socat', pkg: 'socat', why: 'forwards the hammer VM\'s HTTP requests to the test host\'s loopback' },
+  { bin: 'nft', pkg: 'nftables', why: 'the installer tests check and load the firewall rulesets (each in a throwaway network namespace)' },
 ];
 
 /** Debian packages that provide no executable but are needed (headers, keyrings). */
@@ -43,7 +44,7 @@ export const APT_FILES: readonly { path: string; pkg: string; why: string }[] = 
 ];
 
 /** Packages whose maintainer scripts would start a daemon in the host namespace (the rack runs them in its own). */
-export const APT_NO_START = ['frr', 'lldpd'];
+export const APT_NO_START = ['frr', 'lldpd', 'nftables'];
 
 export interface GoTool {
   name: string;
