@@ -28,7 +28,7 @@ import { effectiveSysctl, readSysctlFiles, valuePattern } from '../vm/sysctl.ts'
 import { chooseAccel, freePort, gossBinary, rel, renderSpec, sweepStale, VmTestError, vmSession, type Vm } from '../vm/vm.ts';
 import { sshArgv } from '../vm/ssh.ts';
 import { buildRackHammer } from './build.ts';
-import { buildInitramfs } from './initramfs.ts';
+import { buildInitramfs, FIREWALL_HAMMER_MODULES } from './initramfs.ts';
 import { parseBgpSummary, parseLldpNeighbors, parseNeighborRoutes, parsePing, startLeaf, type Leaf } from './leaf.ts';
 import { checkNetnsPermission, createNetns, createTap, deleteNetns, deleteTap, hostRoutesVia, moveTapToHost, moveTapToLeaf, sweepRack, waitTapAttached } from './net.ts';
 import { defaultLayout, DISK_MIB, FIREWALL, firewallPlan, firewallRackAdditions, LEAVES, machinePlan, MACHINE, MGMT_MAC, rackAdditions, RACK_DNS_NAME, ANYCAST_DNS, runNames } from './plan.ts';
@@ -202,7 +202,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
   try {
     // ---- the hammer VM's boot files and what the specs are rendered with
     let t0 = performance.now();
-    const hb = await buildInitramfs(join(dir, IMAGE_FILE), hammerBinary(), scratch);
+    const hb = await buildInitramfs(join(dir, IMAGE_FILE), hammerBinary(), scratch, isFirewall ? FIREWALL_HAMMER_MODULES : []);
     phases['hammer initramfs'] = secs(t0);
     const sysRoot = join(scratch, 'sysctl-root');
     mkdirSync(sysRoot);
