@@ -140,7 +140,7 @@ export interface EvpnRoute {
   /** For type-5: the IP prefix ("185.1.2.3/32"). */
   prefix: string;
   nextHop: string;
-  /** The path's AS path ("4200003073 i"). */
+  /** Metric, weight and AS path as FRR prints them ("0 0 4200003073 i"). */
   path: string;
   /** Extended communities line (RT, ET, Rmac). */
   extcommunity: string;
@@ -161,15 +161,23 @@ export function parseEvpnRoutes(text: string): EvpnRoute[] {
     }
     const r = /^([*>=\s]{1,4})\s*(\[(\d)\]:\S+)/.exec(l);
     if (!r || !rd) continue;
-    const next = (lines[i + 1] ?? '').trim();
-    const ext = (lines[i + 2] ?? '').trim();
+    // the path's lines up to the next route: the next hop (FRR wraps the metrics onto their own
+    // line when the next hop's host name is long), the metrics and AS path, the extcommunities
+    const block: string[] = [];
+    for (let j = i + 1; j < lines.length; j++) {
+      const t = lines[j]!;
+      if (!t.trim() || /^Route Distinguisher:/.test(t) || /^[*>=\s]{1,4}\s*\[\d\]:/.test(t) || /^Displayed /.test(t)) break;
+      block.push(t.trim());
+    }
     const route = r[2]!;
     const type = Number(r[3]);
     let prefix = '';
     const p5 = /^\[5\]:\[\d+\]:\[(\d+)\]:\[([^\]]+)\]/.exec(route);
     if (p5) prefix = `${p5[2]}/${p5[1]}`;
-    const nh = /^(\S+?)(?:\(\S+\))?\s+(.*)$/.exec(next);
-    out.push({ rd, type, route, prefix, nextHop: nh?.[1] ?? '', path: (nh?.[2] ?? '').replace(/^\d+\s+/, '').replace(/\s+/g, ' ').trim(), extcommunity: /RT:|ET:|Rmac:/.test(ext) ? ext : '', best: r[1]!.includes('>') });
+    const ext = block.find((x) => /RT:|ET:|Rmac:/.test(x)) ?? '';
+    const nonExt = block.filter((x) => x !== ext).join(' ');
+    const nh = /^(\S+?)(?:\(\S+\))?(?:\s+(.*))?$/.exec(nonExt);
+    out.push({ rd, type, route, prefix, nextHop: nh?.[1] ?? '', path: (nh?.[2] ?? '').replace(/\s+/g, ' ').trim(), extcommunity: ext, best: r[1]!.includes('>') });
   }
   return out;
 }

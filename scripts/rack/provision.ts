@@ -564,9 +564,13 @@ export function printSummary(r: ProvisionReport, path: string): void {
   for (const b of r.boots) {
     out.push(`  boot ${b.kind}: ssh after ${b.secondsToSsh}s, systemd ${b.systemState}; ${b.goss.map((g) => `${g.spec} ${g.passed}/${g.total}`).join(', ')}`);
     for (const l of b.leaves) out.push(`    ${l.name}: BGP ${l.bgp.map((p) => `${p.peer} ${p.state}`).join(', ')}; learned ${l.prefixes.map((p) => p.prefix).join(', ')}; ping ${l.ping.received}/${l.ping.sent}; LLDP ${l.lldp ? `"${l.lldp.systemName}" / "${l.lldp.systemDescription}"` : 'none'}`);
-    out.push(`    machine: ${b.machine.ecmp.prefix} via ${b.machine.ecmp.via.join(', ')}`);
+    if (b.firewall) {
+      const f = b.firewall;
+      for (const e of f.evpn) out.push(`    ${e.leaf} EVPN (VNI ${e.vni}) from the firewall: ${e.routes.filter((x) => x.nextHop === FIREWALL.underlay.ip).map((x) => x.route).join(', ') || 'nothing'}`);
+      out.push(`    SNAT: the internet host saw ${f.snat.peersSeen.join(', ') || 'no connection'}; drop counter ${f.denied.counterBefore} → ${f.denied.counterAfter}; chronyd in ${f.vrf.chronyd || '?'}`);
+    } else out.push(`    machine: ${b.machine.ecmp.prefix} via ${b.machine.ecmp.via.join(', ')}`);
   }
-  out.push(`  GRUB kernel line: ${r.grubKernelLine}`);
+  if (r.grubKernelLine) out.push(`  GRUB kernel line: ${r.grubKernelLine}`);
   for (const k of r.verdict.knownDefects) out.push(`  KNOWN DEFECT ${k.id}: ${k.detail}\n    (${k.why})`);
   for (const f of r.verdict.failed) out.push(`  FAIL ${f}`);
   for (const s of r.verdict.stale) out.push(`  STALE known defect ${s}: it passes now; remove it from scripts/rack/report.ts KNOWN_DEFECTS`);

@@ -56,14 +56,23 @@ Route Distinguisher: 10.1.0.1:3
                     10.1.0.1(firewall)       0             0 4200003073 ?
                     RT:62977:3981 ET:8 Rmac:96:ba:8d:73:a1:2b
 
-Displayed 2 out of 2 total prefixes
+Route Distinguisher: 10.0.12.2:1
+*> [5]:[0]:[0]:[0.0.0.0]
+                    10.0.12.2(leaf2)
+                                             0             0 4200000002 i
+                    ET:8 RT:62977:104009 Rmac:0e:4a:c2:39:40:a6
+
+Displayed 3 out of 3 total prefixes
 `;
 
 test('parseEvpnRoutes: RD, type, prefix, next hop, path and extended communities', () => {
   const r = parseEvpnRoutes(SHOW);
-  assert.is(r.length, 2);
-  assert.equal(r[1], { rd: '10.1.0.1:3', type: 5, route: '[5]:[0]:[32]:[10.0.16.2]', prefix: '10.0.16.2/32', nextHop: '10.1.0.1', path: '0 4200003073 ?', extcommunity: 'RT:62977:3981 ET:8 Rmac:96:ba:8d:73:a1:2b', best: true });
+  assert.is(r.length, 3);
+  assert.equal(r[1], { rd: '10.1.0.1:3', type: 5, route: '[5]:[0]:[32]:[10.0.16.2]', prefix: '10.0.16.2/32', nextHop: '10.1.0.1', path: '0 0 4200003073 ?', extcommunity: 'RT:62977:3981 ET:8 Rmac:96:ba:8d:73:a1:2b', best: true });
   assert.is(r[0]!.prefix, '10.0.17.0/24');
+  assert.equal(r[0]!.path, '0 32768 i');
+  // the metrics wrapped onto their own line after a long next-hop name
+  assert.equal(r[2], { rd: '10.0.12.2:1', type: 5, route: '[5]:[0]:[0]:[0.0.0.0]', prefix: '0.0.0.0/0', nextHop: '10.0.12.2', path: '0 0 4200000002 i', extcommunity: 'ET:8 RT:62977:104009 Rmac:0e:4a:c2:39:40:a6', best: true });
   assert.equal(parseEvpnRoutes(''), []);
 });
 

@@ -22,6 +22,14 @@ nft --help >/dev/null || die "nft does not run"
 update-alternatives --set iptables /usr/sbin/iptables-nft
 update-alternatives --set ip6tables /usr/sbin/ip6tables-nft
 
+# ---- FRR: watchfrr gives the startup load of frr.conf (its `vtysh -b` job) --restart-timeout
+# seconds, 20 by default, then kills it. A firewall's frr.conf (EVPN, a BGP instance per VRF, route
+# maps, metal-networker's debug logging) took longer than that on an emulated CPU in the rack:
+# FRR came up with half its configuration (the fabric peers Idle, "No AFI/SAFI activated for peer",
+# no VRF instances). Give it five minutes; a fast machine is done in a second either way.
+sed -i -E 's|^#?watchfrr_options=.*|watchfrr_options="--restart-timeout 300"|' /etc/frr/daemons
+grep -qx 'watchfrr_options="--restart-timeout 300"' /etc/frr/daemons || die "watchfrr_options not set in /etc/frr/daemons"
+
 # ---- chrony: only as chrony@<vrf>.service ---------------------------------------------------------
 chmod 0644 /etc/systemd/system/chrony@.service /etc/chrony/chrony.conf
 chronyd -p -f /etc/chrony/chrony.conf >/dev/null || die "chrony.conf is invalid"
