@@ -131,9 +131,15 @@ export async function firewallChecks(o: { vm: Vm; leaves: Leaf[]; evpn: Record<s
   }
 
   // ---- 5a. suricata-update in the internet VRF, fetching the rack's rules from the internet host
-  // (an operator's own rule source: update.yaml's sources, read by the unit the installer wrote)
-  await vm.ssh(['sh', '-c', `printf 'sources:\\n  - http://${INTERNET_HOST}:${RULES_PORT}/rules.tar.gz\\n' > /etc/suricata/update.yaml`], { nothrow: true });
-  const su = await vm.ssh(['sh', '-c', 'systemctl start suricata-update.service; systemctl show -p Result --value suricata-update.service; journalctl -u suricata-update.service --no-pager -o cat | tail -n 15'], { nothrow: true, timeoutMs: 600_000 });
+  // (an operator's own rule source: update.yaml's sources, a test-only addition). Its run at boot
+  // (multi-user.target wants it) is the one checked; it runs again only if that one did not fetch.
+  const suRun = (start: boolean): Promise<{ stdout: string; stderr: string }> => vm.ssh(['sh', '-c', [
+    start ? 'systemctl start suricata-update.service' : 'for i in $(seq 300); do [ "$(systemctl is-active suricata-update.service)" = activating ] || break; sleep 2; done',
+    'systemctl show -p Result --value suricata-update.service',
+    'journalctl -b -u suricata-update.service --no-pager -o cat | grep -E "Fetching|Writing rules|Done|rror|ailed" | tail -n 8',
+  ].join('\n')], { nothrow: true, timeoutMs: 900_000 });
+  let su = await suRun(false);
+  if (!hosts.rulesRequests().some((l) => l.startsWith(`${FIREWALL.internet.ip} `))) su = await suRun(true);
   const suResult = su.stdout.split('\n')[0]?.trim() ?? '';
   const sid = await vm.ssh(['grep', '-c', `sid:${SURICATA_SID};`, '/var/lib/suricata/rules/suricata.rules'], { nothrow: true });
   const fetchedBy = hosts.rulesRequests();
