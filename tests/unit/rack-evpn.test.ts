@@ -91,4 +91,18 @@ test('parseDropCounter and dropLogLines: the log rule of the forward chain and t
   assert.is(dropLogLines(j, { src: '203.0.113.10', dst: '10.0.17.10', dport: 8080 }).length, 0);
 });
 
+
+test('firewallSummary: the build record keeps the firewall\'s EVPN prefixes per leaf, the SNAT source, the drop counter', async () => {
+  const { firewallSummary } = await import('../../scripts/steps/provision.ts');
+  const routes = parseEvpnRoutes(SHOW);
+  const s = firewallSummary({
+    evpn: [{ leaf: 'leaf1', vni: 3981, routes, text: SHOW }],
+    snat: { port: 443, connected: true, reply: 'hello 185.1.2.3', peersSeen: ['185.1.2.3'] },
+    denied: { port: 8080, connected: false, counterBefore: 0, counterAfter: 2, rule: '', logLines: [] },
+    inbound: { port: 443, connected: false, logLines: [], leaf2Route: '' },
+    vrf: { chronyd: 'vrf104009', suricataUpdate: { result: 'success', rulesFetchedBy: [], sidInstalled: true, journal: '' }, suricata: { vrfOrIface: '', alert: 'x' } },
+  });
+  assert.equal(s, { evpn: { leaf1: ['10.0.16.2/32'] }, snatSourceSeen: '185.1.2.3', dropCounter: [0, 2], chronydVrf: 'vrf104009', suricataAlert: true });
+});
+
 test.run();
