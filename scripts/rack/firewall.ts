@@ -148,10 +148,12 @@ export async function firewallChecks(o: { vm: Vm; leaves: Leaf[]; evpn: Record<s
 
   // ---- 5b. suricata on the internet SVI, with the new rules
   const sur = await vm.ssh(['sh', '-c', [
+    // suricata's log says "Engine started." once per start: wait for the restart's line (under TCG
+    // rule loading and the af-packet threads take up to a few minutes)
+    'log=/var/log/suricata/suricata.log; n=$(grep -ci "engine started" $log 2>/dev/null); n=${n:-0}',
     'systemctl restart suricata.service',
-    // engine start under TCG: up to a few minutes (rule loading, af-packet threads)
-    'for i in $(seq 120); do grep -q "engine started" /var/log/suricata/suricata.log 2>/dev/null && break; sleep 2; done',
-    'systemctl is-active suricata.service; systemctl show -p ExecStart --value suricata.service | tr -s " " | head -c 300; echo; grep -c "engine started" /var/log/suricata/suricata.log',
+    'for i in $(seq 150); do [ "$(grep -ci "engine started" $log 2>/dev/null)" -gt "$n" ] && break; sleep 2; done',
+    'systemctl is-active suricata.service; systemctl show -p ExecStart --value suricata.service | tr -s " " | head -c 300; echo; grep -ci "engine started" $log',
   ].join('\n')], { nothrow: true, timeoutMs: 400_000 });
 
   // ---- 2. tenant → internet host on the allowed port, SNAT
