@@ -40,8 +40,9 @@ export async function buildPipeline(os: string, variant = ''): Promise<PipelineR
     if (flag(config().env, 'SKIP_VM_TEST')) {
       await skipVmtest(ctx, 'SKIP_VM_TEST=1');
       steps.skip('vm test', 'SKIP_VM_TEST=1');
-    } else if (ctx.def.machine_type === 'machine') {
-      // a machine image is tested as a server gets it: provisioned by the hammer, both boots, the leaves
+    } else if (ctx.def.machine_type === 'machine' || ctx.def.machine_type === 'firewall') {
+      // tested as a server gets it: provisioned by the hammer, booted, checked from the leaves;
+      // a machine through both boots, a firewall through its kexec boot with traffic through it
       await steps.run('vm test (rack)', () => provision(ctx));
     } else await steps.run('vm test', () => vmtest(ctx));
   }

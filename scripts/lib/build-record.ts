@@ -227,5 +227,8 @@ export function testedSummary(rec: (BuildRecord & ReleasedUntested) | null, md5:
   const c = releaseCheck(rec, md5 ?? '', rec.definition.os);
   if (!c.ok) return `untested (${c.reason})`;
   const goss = rec.vmtest!.goss.map((g) => `${g.passed}/${g.total}`).join(' + ');
-  return `lint ok, VM ${goss} goss${rec.provision?.verdict === 'pass' ? ', provisioned (kexec + GRUB)' : ''}`;
+  // the boots the rack checked: a machine's kexec and GRUB boots, a firewall's kexec boot with traffic through it
+  const boots = ((rec.provision?.summary['boots'] as { kind?: string }[] | undefined) ?? [{ kind: 'kexec' }, { kind: 'grub' }]).map((b) => (b.kind === 'grub' ? 'GRUB' : b.kind ?? '?'));
+  const traffic = rec.provision?.summary['firewall'] ? ', traffic through it' : '';
+  return `lint ok, VM ${goss} goss${rec.provision?.verdict === 'pass' ? `, provisioned (${boots.join(' + ')}${traffic})` : ''}`;
 }

@@ -15,6 +15,7 @@ import { planBase } from '../../scripts/steps/base.ts';
 import { imageExists } from '../../scripts/lib/docker.ts';
 import { dependencyOrder, inheritAvailability, outcomeTable } from '../../scripts/commands/all.ts';
 import { UsageError } from '../../scripts/lib/errors.ts';
+import { run } from '../../scripts/lib/shell.ts';
 
 const SLOW = process.env['METAL_SLOW'] === '1';
 // uvu sets FORCE_COLOR=1 for itself; the CLI's messages are matched without colour codes
@@ -150,7 +151,11 @@ test('firewall VARIANT=debian: full build + VM test (slow suite only, run make t
   }
   await fullBuild('firewall', 'debian', 'firewall-3.0-debian');
   const pk = readFileSync(join(ROOT, 'images', 'firewall', '3.0-debian', 'packages.txt'), 'utf8');
-  for (const p of ['nftables', 'chrony', 'suricata', 'suricata-update', 'prometheus-node-exporter']) assert.match(pk, new RegExp(`^ii  ${p}(:amd64)?\\s`, 'm'), `${p} not installed`);
+  for (const p of ['nftables', 'chrony', 'suricata', 'suricata-update']) assert.match(pk, new RegExp(`^ii  ${p}(:amd64)?\\s`, 'm'), `${p} not installed`);
+  // the exporter on 9100 is the Go node_exporter (scripts/tools/firewall), not Debian's package
+  assert.not.match(pk, /^ii {2}prometheus-node-exporter\s/m, 'Debian\'s node exporter would take port 9100');
+  const list = await run(['sh', '-c', 'lz4 -dc "$1" | tar -t', 'sh', join(ROOT, 'images', 'firewall', '3.0-debian', 'img.tar.lz4')]);
+  for (const f of ['usr/local/bin/node_exporter', 'usr/bin/nftables-exporter', 'usr/local/bin/tailscaled']) assert.match(list.stdout, new RegExp(`^\\./${f}$`, 'm'), `${f} in the image`);
 });
 
 test.run();
