@@ -141,6 +141,12 @@ export async function requireDaemon(): Promise<void> {
  */
 export async function ensureDaemon(stateDir: string): Promise<string | null> {
   if (await daemonVersion()) return null;
+  // A daemon named by DOCKER_HOST is the user's: starting Debian's dockerd on the default socket
+  // would not make that one answer.
+  const host = process.env.DOCKER_HOST;
+  if (host && host !== 'unix:///var/run/docker.sock' && host !== 'unix:///run/docker.sock') {
+    throw new PreconditionError(`docker daemon at DOCKER_HOST=${host} not reachable`, 'start that daemon, or unset DOCKER_HOST and run `make setup` (it starts Debian\'s dockerd)');
+  }
   const dockerd = await which('dockerd');
   if (!dockerd) throw new PreconditionError('docker daemon not reachable and dockerd is not installed', 'run `make setup` as root (installs docker.io)');
   if (process.getuid?.() !== 0) throw new PreconditionError('docker daemon not reachable, and starting dockerd needs root', 'run `sudo make setup` or start dockerd yourself');

@@ -87,6 +87,13 @@ test('docker daemon unreachable: exit 3, says so and how to fix', async () => {
   assert.match(r.stderr, /fix: run `make setup`/);
 });
 
+test('setup with DOCKER_HOST at a daemon that does not answer: exit 3, starts no dockerd of its own', async () => {
+  const r = await cli(['setup', '--quiet'], { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /^error: docker daemon at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock not reachable$/m);
+  assert.match(r.stderr, /fix: start that daemon, or unset DOCKER_HOST/);
+});
+
 test('missing buildx plugin: exit 3, one-line cause and the fix, nothing built', async () => {
   const state = mkdtempSync(join(tmpdir(), 'nobuildx-'));
   try {
