@@ -18,18 +18,20 @@ CLI := node --import tsx scripts/cli.ts
 MAKE_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
 $(foreach v,$(MAKE_VARS),$(eval export METAL_MAKE_$(v) := $$(value $(v)))$(eval unexport $(v)))
 
-.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest provision-test bench check $(OSES)
+.PHONY: help setup test test-unit test-integration test-slow all release promote downloads lint export vmtest provision-test bench check ci-matrix $(OSES)
 
 help:
 	@echo "Images:   $(foreach o,$(OSES),make $(o);)  make all"
 	@echo "          make <os> VARIANT=<variant>  (e.g. make firewall VARIANT=debian, make debian VARIANT=13)"
 	@echo "Pieces:   make setup | make export OS=<os> | make lint OS=<os> | make vmtest OS=<os> | make provision-test OS=<os> | make bench OS=<os>"
 	@echo "Publish:  make release [DRY_RUN=1] [FORCE=1] | make promote DATE=YYYYMMDD | make downloads [PREFIX=...]"
+	@echo "CI:       make check (also lints .github/workflows and .gitlab-ci.yml) | make ci-matrix (the images CI fans out over, JSON)"
 	@echo "Tests:    make test (unit + integration, what CI runs) | make test-unit | make test-slow"
 
 # npm ci only when the lock file changed: everything else is installed by `scripts/cli.ts setup`.
+# Its output goes to stderr, so that a target printing data (make -s ci-matrix) stays parseable.
 $(NODE_STAMP): package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund >&2
 	@touch $@
 
 setup: $(NODE_STAMP)
@@ -58,6 +60,10 @@ downloads: $(NODE_STAMP)
 check: $(NODE_STAMP)
 	@$(CLI) check
 
+# The images CI fans out over, one line of JSON (.github/workflows/images.yaml reads it).
+ci-matrix: $(NODE_STAMP)
+	@$(CLI) ci-matrix
+
 test-unit: $(NODE_STAMP)
 	npx tsc --noEmit
 	node --import tsx node_modules/uvu/bin.js tests/unit '\.test\.ts$$'
@@ -67,7 +73,10 @@ test-integration: $(NODE_STAMP)
 	@$(CLI) setup --quiet
 	node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'
 
-test: test-unit test-integration
+# setup first: the unit suites use host tools it installs (nft for the firewall rulesets)
+test: $(NODE_STAMP)
+	@$(CLI) setup --quiet
+	@$(MAKE) --no-print-directory test-unit test-integration
 
 # Builds and boots every image that can be built here; slower than `make test`.
 test-slow: $(NODE_STAMP)
@@ -76,7 +85,9 @@ test-slow: $(NODE_STAMP)
 
 # Anything else is a typo or an OS folder that does not exist.
 Makefile package-lock.json: ;
-# The target name is written by make itself, not pasted into a shell line.
+# The target name reaches the shell through the environment, never pasted into the line (a
+# socket or pipe as stderr cannot be opened by name, so make's $(file) cannot write this).
+%: export METAL_UNKNOWN_TARGET = $@
+%: export METAL_KNOWN_OSES = $(OSES)
 %:
-	$(file >>/dev/stderr,error: unknown OS or target "$@" (images: $(OSES)))$(file >>/dev/stderr,  fix: make help)
-	@exit 2
+	@printf 'error: unknown OS or target "%s" (images: %s)\n  fix: make help\n' "$$METAL_UNKNOWN_TARGET" "$$METAL_KNOWN_OSES" >&2; exit 2

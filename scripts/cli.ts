@@ -12,7 +12,7 @@ import { parseArgs, withMakeArgs, type Args } from './lib/args.ts';
 
 export { parseArgs, type Args };
 
-const COMMANDS = ['build', 'all', 'setup', 'export', 'lint', 'vmtest', 'provision-test', 'bench', 'release', 'promote', 'downloads', 'check', 'help'];
+const COMMANDS = ['build', 'all', 'setup', 'export', 'lint', 'vmtest', 'provision-test', 'bench', 'release', 'promote', 'downloads', 'check', 'ci-matrix', 'help'];
 
 async function main(): Promise<void> {
   const own = parseArgs(process.argv.slice(2));

@@ -40,8 +40,9 @@ export async function buildPipeline(os: string, variant = ''): Promise<PipelineR
     if (flag(config().env, 'SKIP_VM_TEST')) {
       await skipVmtest(ctx, 'SKIP_VM_TEST=1');
       steps.skip('vm test', 'SKIP_VM_TEST=1');
-    } else if (ctx.def.machine_type === 'machine') {
-      // a machine image is tested as a server gets it: provisioned by the hammer, both boots, the leaves
+    } else if (ctx.def.machine_type === 'machine' || ctx.def.machine_type === 'firewall') {
+      // tested as a server gets it: provisioned by the hammer, booted, checked from the leaves;
+      // a machine through both boots, a firewall through its kexec boot with traffic through it
       await steps.run('vm test (rack)', () => provision(ctx));
     } else await steps.run('vm test', () => vmtest(ctx));
   }
@@ -63,6 +64,7 @@ export function printSummary(ctx: BuildContext, steps: Steps): void {
         [rel(join(ctx.dir, IMAGE_FILE)), formatBytes(e.lz4_bytes), `tar ${formatBytes(e.tar_bytes)}, ratio ${(e.tar_bytes / e.lz4_bytes).toFixed(2)}`],
         [rel(join(ctx.dir, MD5_FILE)), '', e.md5],
         [rel(join(ctx.dir, PACKAGES_FILE)), '', `${e.packages} packages`],
+        ...(e.sbom ? [[rel(join(ctx.dir, e.sbom.file)), '', `SPDX: ${e.sbom.packages} packages, ${e.sbom.files} files (${e.sbom.tool})`]] : []),
         [rel(join(ctx.dir, 'build.json')), '', `lint ${rec.lint?.verdict ?? 'not run'}, vm test ${rec.vmtest?.verdict ?? 'not run'}`],
       ]),
     );

@@ -34,7 +34,7 @@ export async function main(args: Args): Promise<void> {
     const image = stringFlag(args, 'image');
     const out = stringFlag(args, 'out');
     if (!image || !out) throw new UsageError('--child-export needs --image=<ref> and --out=<dir>', 'this mode is run by make bench itself');
-    const r = await exportImage(image, def.packages_command, out, { ...exportOptionsFromEnv(config().env), quiet: true });
+    const r = await exportImage(image, def.packages_command, out, { ...exportOptionsFromEnv(config().env), quiet: true, withoutSbom: true });
     console.log(JSON.stringify(r));
     return;
   }

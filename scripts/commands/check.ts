@@ -9,6 +9,7 @@ import { listOsFolders } from '../lib/image-def.ts';
 import { table, bold } from '../lib/log.ts';
 import { which } from '../lib/shell.ts';
 import { CHECKS, checkAll, formatFinding, type Finding } from '../static/checks.ts';
+import { checkCi, type CiFinding } from '../static/ci.ts';
 
 export async function main(args: Args): Promise<void> {
   const root = config().root;
@@ -21,6 +22,11 @@ export async function main(args: Args): Promise<void> {
   const { reports, shared } = await checkAll(root, args.positional);
   const all: Finding[] = [...reports.flatMap((r) => r.findings), ...shared];
   for (const f of all) console.log(`${f.check}: ${formatFinding(f)}`);
+  // the CI definitions (not per folder: they are checked whole, also when folders are named)
+  const ci = await checkCi(root);
+  const ciAll: CiFinding[] = [...ci.github, ...ci.gitlab];
+  for (const f of ci.github) console.log(`actionlint: ${f.file}${f.line !== null ? `:${f.line}` : ''}: ${f.message}`);
+  for (const f of ci.gitlab) console.log(`gitlab-ci: ${f.file}${f.line !== null ? `:${f.line}` : ''}: ${f.message}`);
   if (all.length > 0) console.log('');
 
   const cell = (findings: Finding[], notRun: string | undefined): string => {
@@ -34,8 +40,17 @@ export async function main(args: Args): Promise<void> {
       ['shared: layers/, tests/goss/, scripts/{installer,image-lib}/', ...CHECKS.map((c) => (c === 'shellcheck' || c === 'goss' ? cell(shared.filter((f) => f.check === c), undefined) : '-'))],
     ]),
   );
-  if (all.length > 0) {
-    throw new MetalError('tool', `static checks found ${all.length} problem${all.length === 1 ? '' : 's'} (listed above)`, 'fix the files named above and run make check');
+  console.log('');
+  console.log(
+    table([
+      ['CI definition', 'checked by', 'result'],
+      [`.github/workflows/ (${ci.workflows} files)`, 'actionlint (with shellcheck on run: scripts)', ci.github.length === 0 ? 'ok' : `${ci.github.length} finding${ci.github.length === 1 ? '' : 's'}`],
+      ['.gitlab-ci.yml', 'make check: YAML, stages, make targets, a job per image', ci.gitlab.length === 0 ? 'ok' : `${ci.gitlab.length} finding${ci.gitlab.length === 1 ? '' : 's'}`],
+    ]),
+  );
+  const problems = all.length + ciAll.length;
+  if (problems > 0) {
+    throw new MetalError('tool', `static checks found ${problems} problem${problems === 1 ? '' : 's'} (listed above)`, 'fix the files named above and run make check');
   }
-  console.log(bold(`static checks passed for ${reports.map((r) => r.os).join(', ')}`));
+  console.log(bold(`static checks passed for ${reports.map((r) => r.os).join(', ')} and both CI definitions`));
 }

@@ -21,6 +21,8 @@ import { run } from '../lib/shell.ts';
 import { findLz4Mt } from './lz4-mt.ts';
 import { openTarSource, TAR_SOURCES, type TarSourceKind } from './tar-source.ts';
 import { compressThreaded } from './threaded-lz4.ts';
+import { writeSbom, type SbomSummary } from './sbom.ts';
+import { ensureGoTool } from '../lib/setup.ts';
 
 export const DEFAULT_LEVEL = 5;
 
@@ -37,6 +39,10 @@ export interface ExportOptions {
   /** See tar-source.ts; default: mount where possible. */
   source?: TarSourceKind;
   quiet?: boolean;
+  /** make bench only: no SBOM (its figures compare the export with upstream's recipe, which has none). */
+  withoutSbom?: boolean;
+  /** The SBOM's document name and version (default: the image reference's). */
+  sbomName?: { name: string; version: string };
   /** Written into the new set before it is swapped in (the build record). */
   beforeCommit?: (dir: string, result: ExportResult) => void;
 }
@@ -57,6 +63,8 @@ export interface ExportResult {
   source: string;
   /** The mtimes of the tar are clamped to this (seconds since the epoch), with the mount source. */
   mtimeEpoch: number;
+  /** The SPDX SBOM beside the image (sbom.ts); null only with withoutSbom. */
+  sbom: SbomSummary | null;
 }
 
 /** Pure: options from the environment's LZ4_LEVEL / EXPORT_WORKERS / EXPORT_SOURCE. */
@@ -161,6 +169,7 @@ export function pickCause(errors: readonly unknown[]): unknown {
 export async function exportImage(ref: string, packagesCommand: readonly string[], finalDir: string, opts: ExportOptions = {}): Promise<ExportResult> {
   if (!(await imageExists(ref))) throw new PreconditionError(`image ${ref} is not built`, `build it first, e.g. make ${ref.split('/')[1]?.split(':')[0] ?? '<os>'}`);
   const lz4 = await requireLz4Mt();
+  if (!opts.withoutSbom) await ensureGoTool('syft'); // the SBOM's writer, built on first use: before anything is written
   mkdirSync(finalDir, { recursive: true });
   await checkFreeSpace(finalDir, ref);
   const lock = acquireLock(join(config().stateDir, 'locks', `export-${finalDir.replace(/[^A-Za-z0-9.-]+/g, '_')}.lock`), `an export of ${finalDir}`);
@@ -187,11 +196,19 @@ async function exportLocked(ref: string, packagesCommand: readonly string[], fin
   try {
     const packagesJob = runInImage(ref, packagesCommand).then((text) => {
       writeFileSync(join(set.dir, PACKAGES_FILE), text);
-      return countPackages(text);
+      return text;
     });
     packagesJob.catch(() => {}); // awaited below; a failed compression must not leave it unobserved
+    const [sbomName, sbomVersion] = opts.sbomName ? [opts.sbomName.name, opts.sbomName.version] : (ref.split(':') as [string, string]);
+    const side: { sbom?: Promise<SbomSummary> } = {};
 
-    const source = await openTarSource(id, { want: opts.source, mtimeEpoch, onNote: (l) => (opts.quiet ? undefined : info(`export: ${l}`)) });
+    const source = await openTarSource(id, {
+      want: opts.source,
+      mtimeEpoch,
+      onNote: (l) => (opts.quiet ? undefined : info(`export: ${l}`)),
+      // the SBOM of the tree the tar reads, while it reads it (the packages first: it is checked against them)
+      alongside: opts.withoutSbom ? undefined : (tree, exclude) => (side.sbom = packagesJob.then((text) => writeSbom(set.dir, { kind: 'dir', dir: tree, exclude }, text, sbomName, sbomVersion ?? ''))),
+    });
     const md5 = createHash('md5');
     const out = createWriteStream(join(set.dir, IMAGE_FILE));
     const progress = opts.quiet ? null : new Progress(`export ${ref}`);
@@ -218,14 +235,21 @@ async function exportLocked(ref: string, packagesCommand: readonly string[], fin
       await closeStream(out);
     } catch (e) {
       killAll();
+      out.on('error', () => {}); // a write already queued by the compressor must not crash the process now
       out.destroy();
-      throw e;
+      // a tree that changed under its readers makes them fail in their own ways (syft then writes an
+      // SPDX document without files): the change is the cause
+      const changed = source.kind === 'mount' ? await source.verify().then(() => null, (v: unknown) => v) : null;
+      throw changed ?? e;
     } finally {
       await source.close();
     }
     progress?.done(result.inBytes);
-    const packages = await packagesJob;
+    const packagesText = await packagesJob;
+    const packages = countPackages(packagesText);
     await dropContainer();
+    // docker export has no tree to read: syft reads the archive just written
+    const sbomDone = opts.withoutSbom ? null : await (side.sbom ?? writeSbom(set.dir, { kind: 'file', path: join(set.dir, IMAGE_FILE) }, packagesText, sbomName, sbomVersion ?? ''));
 
     const hex = md5.digest('hex');
     const exported: ExportResult = {
@@ -240,13 +264,14 @@ async function exportLocked(ref: string, packagesCommand: readonly string[], fin
       compressor,
       source: source.describe,
       mtimeEpoch,
+      sbom: sbomDone,
     };
     opts.beforeCommit?.(set.dir, exported);
     writeFileSync(join(set.dir, MD5_FILE), formatMd5File(hex, IMAGE_FILE)); // last: the set is complete only now
     await set.commit();
     if (!opts.quiet) {
       if (source.leftovers.length) info(`left out of the tar (container runtime leftovers): ${source.leftovers.map((p) => `/${p}`).join(' ')}`);
-      info(`${exported.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}, ${source.describe}, ${compressor}), md5 ${hex}, ${packages} packages`);
+      info(`${exported.image}: ${formatBytes(result.outBytes)} (tar ${formatBytes(result.inBytes)}, ratio ${(result.inBytes / result.outBytes).toFixed(2)}, ${source.describe}, ${compressor}), md5 ${hex}, ${packages} packages${sbomDone ? `; SBOM ${sbomDone.file}: ${sbomDone.packages} packages, ${sbomDone.files} files (${sbomDone.tool})` : ''}`);
     }
     return exported;
   } catch (e) {

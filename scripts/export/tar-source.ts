@@ -34,7 +34,7 @@ export interface TarSource {
   stdout: Readable;
   /** The processes, first to last. */
   stages: Streaming[];
-  /** Resolves when the first stage is done reading the container. */
+  /** Resolves when the first stage (and `alongside`) is done reading the container. */
   read: Promise<void>;
   /** After the tar is complete: throws unless it provably came from the whole container. */
   verify(): Promise<void>;
@@ -51,6 +51,12 @@ export interface OpenOptions {
   mtimeEpoch: number;
   /** Where a one-line notice goes (why the mount could not be used). */
   onNote?: (line: string) => void;
+  /**
+   * Run over the mounted tree while the tar reads it (the SBOM): given the tree and the paths the
+   * tar leaves out. The mount stays until both are done, and `read` waits for it. Not called for
+   * the docker source, which has no tree.
+   */
+  alongside?: (tree: string, exclude: readonly string[]) => Promise<unknown>;
 }
 
 /** Open the container's tar; the choice of source is made here, once. */
@@ -59,7 +65,9 @@ export async function openTarSource(id: string, o: OpenOptions): Promise<TarSour
   if (typeof mounted !== 'string') {
     const leftovers = mountedLeftovers(mounted.dir);
     const tar = stream(rootfsTarArgv(mounted.dir, mounted.topLevel, leftovers, o.mtimeEpoch), { env: { LC_ALL: 'C' }, hint: GNU_TAR_HINT });
-    const read = tar.done.then(() => mounted.unmount());
+    const side = o.alongside?.(mounted.dir, leftovers);
+    side?.catch(() => {}); // awaited in `read`
+    const read = Promise.all([tar.done, side]).then(() => mounted.unmount());
     read.catch(() => {});
     return {
       kind: 'mount',

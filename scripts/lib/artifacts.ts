@@ -1,4 +1,5 @@
-// An image's artifact set, images/<os>/<version>/: img.tar.lz4, img.tar.lz4.md5, packages.txt and
+// An image's artifact set, images/<os>/<version>/: img.tar.lz4, img.tar.lz4.md5, packages.txt, the
+// SBOM img.tar.lz4.spdx.json and
 // the build record build.json, plus the VM test's results. A new set is written into a hidden
 // sibling directory and swapped in only when it is complete, so the previous complete set stays
 // until then: an interrupted export never leaves a set that looks complete and is not, nor removes
@@ -13,8 +14,10 @@ import { isAbandoned, self, type Owner } from './ownership.ts';
 export const IMAGE_FILE = 'img.tar.lz4';
 export const MD5_FILE = 'img.tar.lz4.md5';
 export const PACKAGES_FILE = 'packages.txt';
+/** The SPDX SBOM of the image's packages and files (scripts/export/sbom.ts). */
+export const SBOM_FILE = 'img.tar.lz4.spdx.json';
 /** The files of a complete set, the md5 last: only with it is the set complete. */
-export const SET_FILES = [IMAGE_FILE, PACKAGES_FILE, MD5_FILE] as const;
+export const SET_FILES = [IMAGE_FILE, PACKAGES_FILE, SBOM_FILE, MD5_FILE] as const;
 
 export function artifactDir(def: Pick<ImageDef, 'os' | 'version'>): string {
   return join(config().imagesDir, def.os, def.version);

@@ -46,6 +46,21 @@ export interface ExportPart {
   compressor: string;
   source: string;
   seconds: number;
+  /** The SPDX SBOM written beside the image (img.tar.lz4.spdx.json) and the sha256 of its bytes. */
+  sbom?: { file: string; sha256: string; packages: number; files: number; tool: string };
+}
+
+/** Where `make release` pushed the docker image the tarball was exported from. */
+export interface RegistryPart {
+  /** e.g. 127.0.0.1:5000/metal/debian */
+  repository: string;
+  tags: string[];
+  /** The manifest digest the registry stores under the tags (sha256:...). */
+  digest: string;
+  /** The docker image id pushed (that of the build part). */
+  docker_image_id: string;
+  /** The store prefix of the release run that pushed it. */
+  prefix: string;
 }
 
 export type Verdict = 'pass' | 'fail' | 'skipped';
@@ -92,19 +107,21 @@ export interface BuildRecord {
   lint?: LintPart;
   vmtest?: VmTestPart;
   provision?: ProvisionPart;
+  registry?: RegistryPart;
   /** When each part was written (ISO time), by part name. */
   written: Record<string, string>;
 }
 
-export type Part = 'definition' | 'build' | 'export' | 'lint' | 'vmtest' | 'provision';
+export type Part = 'definition' | 'build' | 'export' | 'lint' | 'vmtest' | 'provision' | 'registry';
 /** What a part's new value makes stale: the parts written after it about older bytes. */
 const DOWNSTREAM: Record<Part, Part[]> = {
-  definition: ['build', 'export', 'lint', 'vmtest', 'provision'],
-  build: ['export', 'lint', 'vmtest', 'provision'],
+  definition: ['build', 'export', 'lint', 'vmtest', 'provision', 'registry'],
+  build: ['export', 'lint', 'vmtest', 'provision', 'registry'],
   export: ['lint', 'vmtest', 'provision'],
   lint: [],
   vmtest: [],
   provision: [],
+  registry: [],
 };
 
 /**
@@ -212,5 +229,8 @@ export function testedSummary(rec: (BuildRecord & ReleasedUntested) | null, md5:
   const c = releaseCheck(rec, md5 ?? '', rec.definition.os);
   if (!c.ok) return `untested (${c.reason})`;
   const goss = rec.vmtest!.goss.map((g) => `${g.passed}/${g.total}`).join(' + ');
-  return `lint ok, VM ${goss} goss${rec.provision?.verdict === 'pass' ? ', provisioned (kexec + GRUB)' : ''}`;
+  // the boots the rack checked: a machine's kexec and GRUB boots, a firewall's kexec boot with traffic through it
+  const boots = ((rec.provision?.summary['boots'] as { kind?: string }[] | undefined) ?? [{ kind: 'kexec' }, { kind: 'grub' }]).map((b) => (b.kind === 'grub' ? 'GRUB' : b.kind ?? '?'));
+  const traffic = rec.provision?.summary['firewall'] ? ', traffic through it' : '';
+  return `lint ok, VM ${goss} goss${rec.provision?.verdict === 'pass' ? `, provisioned (${boots.join(' + ')}${traffic})` : ''}`;
 }

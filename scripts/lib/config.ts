@@ -23,6 +23,8 @@ export const KEYS = [
   // store
   'S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY',
   'S3_FORCE_PATH_STYLE', 'S3_STALL_TIMEOUT', 'PUBLISH_PREFIX', 'PUBLIC_BASE_URL', 'METAL_FORCE', 'DATE',
+  // OCI registry (make release pushes the docker images there)
+  'REGISTRY', 'REGISTRY_USERNAME', 'REGISTRY_PASSWORD',
   // CI providers, read by the publish-prefix logic only
   'CI', 'CI_COMMIT_TAG', 'CI_COMMIT_REF_NAME', 'CI_COMMIT_REF_SLUG', 'CI_DEFAULT_BRANCH',
   'CI_MERGE_REQUEST_SOURCE_BRANCH_NAME',

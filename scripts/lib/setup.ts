@@ -61,7 +61,7 @@ async function buildGoTool(tool: GoTool): Promise<string | null> {
   mkdirSync(config().binDir, { recursive: true });
   const version = goToolVersion(tool);
   const ldflags = ['-s', '-w', tool.ldflags.replaceAll('{version}', version)].filter(Boolean).join(' ');
-  const tmp = `${bin}.tmp`;
+  const tmp = `${bin}.tmp-${process.pid}`; // two runs building the same tool do not share a file
   const t0 = performance.now();
   await run(['go', 'build', '-trimpath', '-ldflags', ldflags, '-o', tmp, tool.pkg], {
     cwd: goModuleDir(tool),
@@ -70,7 +70,8 @@ async function buildGoTool(tool: GoTool): Promise<string | null> {
     hint: `check the Go module proxy is reachable, then: cd ${join('scripts/tools', tool.dir ?? '')} && go build ${tool.pkg}`,
   });
   renameSync(tmp, bin);
-  writeFileSync(stampFile, `${stamp}\n`);
+  writeFileSync(`${stampFile}.tmp-${process.pid}`, `${stamp}\n`);
+  renameSync(`${stampFile}.tmp-${process.pid}`, stampFile);
   return `built ${tool.name} ${version} (${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${bin}`;
 }
 
@@ -102,6 +103,22 @@ async function buildLz4Threads(): Promise<string | null> {
   return `built lz4 ${mt.version} (Debian ${mt.debianVersion}, ${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${mt.path}`;
 }
 
+/**
+ * A pinned Go tool, built now if it is missing or its pin moved (the lazy ones are built this way,
+ * on first use). Returns its path. The build's one line is printed unless quiet.
+ */
+export async function ensureGoTool(name: string, opts: { quiet?: boolean } = {}): Promise<string> {
+  const tool = GO_TOOLS.find((t) => t.name === name);
+  if (!tool) throw new Error(`no Go tool ${name} in scripts/lib/tools.ts`);
+  const bin = goToolPath(name);
+  if (!existsSync(bin) || !existsSync(`${bin}.stamp`) || readFileSync(`${bin}.stamp`, 'utf8').trim() !== stampOf(tool)) {
+    if (!opts.quiet) info(`setup: building ${name} ${goToolVersion(tool)} (first use; pinned in ${join('scripts/tools', tool.dir ?? '', 'go.mod')})`);
+    const did = await buildGoTool(tool);
+    if (did && !opts.quiet) info(`setup: ${did}`);
+  }
+  return bin;
+}
+
 export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly string[] } = {}): Promise<SetupReport> {
   const did: string[] = [];
   const say = (s: string | null): void => {
@@ -114,7 +131,7 @@ export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly stri
   mkdirSync(config().stateDir, { recursive: true });
   say(await ensureDaemon(config().stateDir));
   for (const tool of GO_TOOLS) {
-    if (opts.tools && !opts.tools.includes(tool.name)) continue;
+    if (opts.tools ? !opts.tools.includes(tool.name) : tool.lazy) continue;
     say(await buildGoTool(tool));
   }
   if (!opts.tools || opts.tools.includes('docker-buildx')) say(linkBuildxPlugin());

@@ -33,6 +33,7 @@ export const APT_TOOLS: readonly AptTool[] = [
   { bin: 'lldpd', pkg: 'lldpd', why: 'the rack\'s leaves see the machine\'s LLDP' },
   { bin: 'ping', pkg: 'iputils-ping', why: 'the rack\'s leaves ping the machine over the BGP route' },
   { bin: 'socat', pkg: 'socat', why: 'forwards the hammer VM\'s HTTP requests to the test host\'s loopback' },
+  { bin: 'nft', pkg: 'nftables', why: 'the installer tests check and load the firewall rulesets (each in a throwaway network namespace)' },
 ];
 
 /** Debian packages that provide no executable but are needed (headers, keyrings). */
@@ -43,7 +44,7 @@ export const APT_FILES: readonly { path: string; pkg: string; why: string }[] = 
 ];
 
 /** Packages whose maintainer scripts would start a daemon in the host namespace (the rack runs them in its own). */
-export const APT_NO_START = ['frr', 'lldpd'];
+export const APT_NO_START = ['frr', 'lldpd', 'nftables'];
 
 export interface GoTool {
   name: string;
@@ -55,6 +56,12 @@ export interface GoTool {
   ldflags: string;
   /** The Go module under scripts/tools that pins it ('' for scripts/tools itself). */
   dir?: string;
+  /**
+   * Built on first use (ensureGoTool), not by every `make setup`: tools whose build takes minutes
+   * and that only some commands need (syft for the export's SBOM, the registry for the release
+   * tests, actionlint for make check).
+   */
+  lazy?: boolean;
 }
 
 export const GO_TOOLS: readonly GoTool[] = [
@@ -82,6 +89,13 @@ export const GO_TOOLS: readonly GoTool[] = [
   // follows moby and BuildKit). Builds go through it; setup links it as a CLI plugin into the
   // project's DOCKER_CONFIG (scripts/lib/docker.ts buildxPluginPath).
   { name: 'docker-buildx', pkg: 'github.com/docker/buildx/cmd/buildx', module: 'github.com/docker/buildx', cgo: false, dir: 'buildx', ldflags: '-X github.com/docker/buildx/version.Version={version} -X github.com/docker/buildx/version.Package=github.com/docker/buildx' },
+  // Each in a module of its own (their dependency trees are large and would move the versions
+  // above), and built on first use. syft writes every artifact set's SPDX SBOM (scripts/export/sbom.ts).
+  { name: 'syft', pkg: 'github.com/anchore/syft/cmd/syft', module: 'github.com/anchore/syft', cgo: false, dir: 'sbom', lazy: true, ldflags: '-X main.version={version}' },
+  // The OCI registry the release tests push to (`registry serve`, htpasswd auth, on 127.0.0.1).
+  { name: 'registry', pkg: 'github.com/distribution/distribution/v3/cmd/registry', module: 'github.com/distribution/distribution/v3', cgo: false, dir: 'registry', lazy: true, ldflags: '-X github.com/distribution/distribution/v3/version.version={version}' },
+  // make check lints .github/workflows/ with it.
+  { name: 'actionlint', pkg: 'github.com/rhysd/actionlint/cmd/actionlint', module: 'github.com/rhysd/actionlint', cgo: false, dir: 'actionlint', lazy: true, ldflags: '-X github.com/rhysd/actionlint.version={version}' },
 ];
 
 export const GO_MODULE_DIR = join(ROOT, 'scripts', 'tools');

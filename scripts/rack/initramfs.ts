@@ -95,6 +95,13 @@ export const HOST_TOOLS = ['/usr/sbin/sgdisk', '/usr/sbin/wipefs', '/usr/sbin/mk
 export const HOST_TOOL_PACKAGES = 'gdisk util-linux dosfstools e2fsprogs mount iproute2';
 /** Modules of the image's kernel the hammer VM loads (Debian builds these as modules). */
 export const HAMMER_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'crc32c_generic', 'ext4', 'nls_cp437', 'nls_ascii', 'vfat', 'efivarfs'];
+/**
+ * A firewall's installer checks its ruleset with `nft --check`, which asks the running kernel (the
+ * hammer's): nf_tables and the expressions the rules use (ct, limit, log, NAT, masquerade). The
+ * metal-hammer's kernel has them; without them the check fails with "Unable to initialize Netlink
+ * socket: Protocol not supported" (the first firewall rack run found this).
+ */
+export const FIREWALL_HAMMER_MODULES = ['nfnetlink', 'nf_tables', 'nf_conntrack', 'nf_nat', 'nft_ct', 'nft_limit', 'nft_log', 'nf_log_syslog', 'nft_chain_nat', 'nft_nat', 'nft_masq', 'nft_redir'];
 
 /**
  * The metal-hammer's own /etc/lvm/lvmlocal.conf, which it copies into an image that has /etc/lvm
@@ -118,7 +125,7 @@ export interface HammerBoot {
  * Build the hammer VM's kernel and initramfs in `dir` from the artifact (its kernel and modules)
  * and the host (rack-hammer and the tools).
  */
-export async function buildInitramfs(artifact: string, hammerBin: string, dir: string): Promise<HammerBoot> {
+export async function buildInitramfs(artifact: string, hammerBin: string, dir: string, extraModules: readonly string[] = []): Promise<HammerBoot> {
   const missing = HOST_TOOLS.filter((t) => {
     try {
       return !statSync(t).isFile();
@@ -138,7 +145,7 @@ export async function buildInitramfs(artifact: string, hammerBin: string, dir: s
     if (kernels.length !== 1) throw new PreconditionError(`${artifact} has ${kernels.length} kernels (/boot/vmlinuz-*), the hammer VM boots exactly one`, 'fix the image so that it has one kernel');
     const version = kernels[0]!.slice('vmlinuz-'.length);
     const modRoot = `usr/lib/modules/${version}`;
-    const order = moduleLoadOrder(readFileSync(join(x, modRoot, 'modules.dep'), 'utf8'), HAMMER_MODULES);
+    const order = moduleLoadOrder(readFileSync(join(x, modRoot, 'modules.dep'), 'utf8'), [...HAMMER_MODULES, ...extraModules]);
     await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', '--no-anchored', ...order.map((m) => `${modRoot}/${m}`)], { hint: 'the artifact may be damaged: re-run make export' });
 
     const entries: CpioEntry[] = [];

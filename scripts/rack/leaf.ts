@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ROOT } from '../lib/config.ts';
 import { PreconditionError } from '../lib/errors.ts';
 import { run, stream, type RunResult, type Streaming } from '../lib/shell.ts';
+import { evpnBgpdConf, evpnSetup, evpnZebraConf, type EvpnLeafPlan } from './evpn.ts';
 import { ANYCAST_DNS, RACK_DNS_ANSWER, RACK_DNS_NAME, type LeafPlan } from './plan.ts';
 
 export const FRR_DIR = '/usr/lib/frr';
@@ -151,7 +152,7 @@ const inNs = (ns: string, argv: readonly string[]): string[] => ['ip', 'netns', 
  * Start a leaf in the (already created) namespace `netns`: loopback addresses, zebra, bgpd,
  * lldpd and the resolver. The machine port `port` is moved in later (it appears once QEMU runs).
  */
-export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir: string): Promise<Leaf> {
+export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir: string, evpn?: { plan: EvpnLeafPlan; hostNs: string }): Promise<Leaf> {
   mkdirSync(dir, { recursive: true });
   // FRR runs as its own user: its pid files and configuration live in a directory it owns
   let frrUid = 0;
@@ -163,12 +164,14 @@ export async function startLeaf(plan: LeafPlan, netns: string, port: string, dir
     throw new PreconditionError('the frr user does not exist (Debian\'s frr package is not installed)', 'run make setup (installs frr, lldpd, ovmf, gdisk, dosfstools, socat)');
   }
   chownSync(dir, frrUid, frrGid);
-  writeFileSync(join(dir, 'zebra.conf'), zebraConf(plan, port));
-  writeFileSync(join(dir, 'bgpd.conf'), bgpdConf(plan, port));
+  // a firewall's leaf speaks EVPN and carries a tenant VNI with a host behind it (evpn.ts)
+  writeFileSync(join(dir, 'zebra.conf'), evpn ? evpnZebraConf(plan, evpn.plan, port) : zebraConf(plan, port));
+  writeFileSync(join(dir, 'bgpd.conf'), evpn ? evpnBgpdConf(plan, evpn.plan, port) : bgpdConf(plan, port));
   for (const f of ['zebra.conf', 'bgpd.conf']) chownSync(join(dir, f), frrUid, frrGid);
 
   await run(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
   for (const a of [plan.loopback, ANYCAST_DNS]) await run(['ip', '-n', netns, 'address', 'add', `${a}/32`, 'dev', 'lo']);
+  if (evpn) for (const argv of evpnSetup(evpn.plan, netns, evpn.hostNs)) await run(argv);
 
   const procs: { name: string; p: Streaming; fd: number }[] = [];
   const start = (name: string, argv: string[]): void => {

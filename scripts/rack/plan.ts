@@ -83,7 +83,9 @@ export interface MachinePlan {
   sshpubkeys: string[];
   password: string;
   nics: { identifier: string; mac: string; name: string; neighbors: { identifier: string; mac: string; name: string; neighbors: [] }[] }[];
-  role: 'machine';
+  role: 'machine' | 'firewall';
+  vpn?: { address: string; auth_key: string; connected: boolean } | null;
+  firewall_rules?: { egress: FirewallRule[]; ingress: FirewallRule[] } | null;
   dns_servers: { ip: string }[];
   ntp_servers: { address: string }[];
   /** base64 of /etc/metal/userdata. */
@@ -113,6 +115,89 @@ export function machinePlan(o: { sshPublicKey: string; password: string; userdat
     ntp_servers: [{ address: 'time.cloudflare.com' }, { address: '192.0.2.123' }],
     userdata: Buffer.from(o.userdata).toString('base64'),
   };
+}
+
+export interface FirewallRule {
+  comment: string;
+  ports: number[];
+  protocol: string;
+  from?: string[];
+  to: string[];
+}
+
+/** The firewall's addresses and VRFs (from the hammer's reference firewall.yaml). */
+export const FIREWALL = {
+  hostname: 'firewall', uuid: '0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d', asn: 4200003073,
+  tenant: { vrf: 3981, ip: '10.0.16.2', prefix: '10.0.16.0/22' },
+  internet: { vrf: 104009, ip: '185.1.2.3', prefixes: ['185.1.2.0/24', '185.27.0.0/22'] },
+  underlay: { ip: '10.1.0.1', prefix: '10.0.12.0/22' },
+  /** The egress port firewall_rules allows, and one it does not. */
+  allowedPort: 443,
+  deniedPort: 8080,
+} as const;
+
+/**
+ * The firewall's allocation: the values of the hammer's reference firewall.yaml (tenant network,
+ * internet with nat, underlay, firewall_rules with egress 443), with this run's ssh key and
+ * password and NICs cabled to this rack's leaves. Without its `vpn`: with a VPN the firewall admits
+ * ssh only through tailscale (its input chain), and the rack reaches the machine by ssh over the
+ * management NIC; there is no headscale here to join.
+ */
+export function firewallPlan(o: { sshPublicKey: string; password: string; userdata: string }): MachinePlan {
+  const f = FIREWALL;
+  return {
+    hostname: f.hostname,
+    networks: [
+      { asn: f.asn, destinationprefixes: [], ips: [f.tenant.ip], nat: false, networkid: 'bc830818-2df1-4904-8c40-4322296d393d', networktype: 'privateprimaryunshared', prefixes: [f.tenant.prefix], private: true, projectid: 'b5f26a3b-9a4d-48db-a6b3-d1dd4ac4abec', underlay: false, vrf: f.tenant.vrf },
+      { asn: f.asn, destinationprefixes: ['0.0.0.0/0'], ips: [f.internet.ip], nat: true, networkid: 'internet', networktype: 'external', prefixes: [...f.internet.prefixes], private: false, projectid: '', underlay: false, vrf: f.internet.vrf },
+      { asn: f.asn, destinationprefixes: [], ips: [f.underlay.ip], nat: false, networkid: 'underlay', networktype: 'underlay', prefixes: [f.underlay.prefix], private: false, projectid: '', underlay: true, vrf: 0 },
+    ],
+    machineuuid: f.uuid,
+    sshpubkeys: [o.sshPublicKey.trim()],
+    password: o.password,
+    nics: LEAVES.map((l) => ({ identifier: '', mac: l.machineNic.mac, name: l.machineNic.name, neighbors: [{ identifier: '', mac: l.port.mac, name: l.port.name, neighbors: [] }] })),
+    role: 'firewall',
+    vpn: null,
+    firewall_rules: {
+      egress: [{ comment: 'allow apt update', ports: [f.allowedPort], protocol: 'tcp', to: ['0.0.0.0/0'] }],
+      ingress: [{ comment: 'allow incoming https', from: ['0.0.0.0/0'], ports: [443], protocol: 'tcp', to: [`${f.internet.ip}/32`] }],
+    },
+    // the leaves' resolver (reference: 1.1.1.1 and 8.8.8.8, which the rack cannot reach)
+    dns_servers: [{ ip: ANYCAST_DNS }],
+    ntp_servers: [{ address: 'time.cloudflare.com' }, { address: '192.0.2.123' }],
+    userdata: Buffer.from(o.userdata).toString('base64'),
+  };
+}
+
+/** The internet host's rules server (scripts/rack/firewall.ts) and the address suricata-update fetches from. */
+export const RULES_URL = 'http://203.0.113.10:80/rules.tar.gz';
+
+/**
+ * Test-only files of the firewall rack, besides rackAdditions(): the operator's own rule source for
+ * suricata-update (there is no internet here: the internet host serves a tarball), and a drop-in
+ * that lets suricata-update's first run at boot wait until the internet VRF has its default route
+ * (BGP comes up after network-online.target; on a real firewall the daily timer retries instead).
+ */
+export function firewallRackAdditions(): Addition[] {
+  return [
+    {
+      path: '/etc/suricata/update.yaml',
+      mode: '0644',
+      content: ['# metal-images rack test only: the rules come from the internet host behind leaf2.', 'sources:', `  - ${RULES_URL}`, ''].join('\n'),
+      why: `suricata-update's source: ${RULES_URL} (the internet host)`,
+    },
+    {
+      path: '/etc/systemd/system/suricata-update.service.d/50-metal-rack-wait.conf',
+      mode: '0644',
+      content: [
+        '# metal-images rack test only: the first run at boot waits for the internet VRF\'s default route.',
+        '[Service]',
+        `ExecStartPre=/bin/sh -c 'for i in $(seq 90); do ip route show vrf vrf${FIREWALL.internet.vrf} default | grep -q . && exit 0; sleep 2; done; exit 0'`,
+        '',
+      ].join('\n'),
+      why: 'suricata-update at boot waits (up to 180 s) for the default route of the internet VRF',
+    },
+  ];
 }
 
 export interface Addition {
@@ -148,6 +233,8 @@ export interface RunNames {
   tag: string;
   netns: Record<LeafPlan['name'], string>;
   tap: Record<LeafPlan['name'], string>;
+  /** The firewall rack's hosts behind the leaves (evpn.ts). */
+  hosts: { tenant: string; internet: string };
 }
 
 /** Pure: the host-side names of a run, from the owner pid (taps must fit IFNAMSIZ, 15 bytes). */
@@ -157,11 +244,12 @@ export function runNames(pid: number): RunNames {
     tag,
     netns: { leaf1: `${tag}-leaf1`, leaf2: `${tag}-leaf2` },
     tap: { leaf1: `${tag}l1`, leaf2: `${tag}l2` },
+    hosts: { tenant: `${tag}-tenant`, internet: `${tag}-internet` },
   };
 }
 
 /** Pure: the owner pid of a host name made by runNames(), or null for names that are not ours. */
 export function ownerOf(name: string): number | null {
-  const m = /^mrk(\d+)(?:-leaf[12]|l[12])$/.exec(name);
+  const m = /^mrk(\d+)(?:-leaf[12]|l[12]|-tenant|-internet)$/.exec(name);
   return m ? Number(m[1]) : null;
 }

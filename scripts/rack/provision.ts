@@ -28,10 +28,12 @@ import { effectiveSysctl, readSysctlFiles, valuePattern } from '../vm/sysctl.ts'
 import { chooseAccel, freePort, gossBinary, rel, renderSpec, sweepStale, VmTestError, vmSession, type Vm } from '../vm/vm.ts';
 import { sshArgv } from '../vm/ssh.ts';
 import { buildRackHammer } from './build.ts';
-import { buildInitramfs } from './initramfs.ts';
+import { buildInitramfs, FIREWALL_HAMMER_MODULES } from './initramfs.ts';
 import { parseBgpSummary, parseLldpNeighbors, parseNeighborRoutes, parsePing, startLeaf, type Leaf } from './leaf.ts';
 import { checkNetnsPermission, createNetns, createTap, deleteNetns, deleteTap, hostRoutesVia, moveTapToHost, moveTapToLeaf, sweepRack, waitTapAttached } from './net.ts';
-import { defaultLayout, DISK_MIB, LEAVES, machinePlan, MACHINE, MGMT_MAC, rackAdditions, RACK_DNS_NAME, ANYCAST_DNS, runNames } from './plan.ts';
+import { defaultLayout, DISK_MIB, FIREWALL, firewallPlan, firewallRackAdditions, LEAVES, machinePlan, MACHINE, MGMT_MAC, rackAdditions, RACK_DNS_NAME, ANYCAST_DNS, runNames } from './plan.ts';
+import { evpnLeaves } from './evpn.ts';
+import { firewallChecks, startHosts, type Hosts } from './firewall.ts';
 import { hammerCmdline, HOST_SERVICE, OVMF_DIR, ovmfFiles, rackQemuArgv } from './qemu.ts';
 import { duplicateParams, grubKernelLine, parseBootInfo, verdict, type BootReport, type Check, type GossTotals, type LeafReport, type ProvisionReport } from './report.ts';
 import { startServer, type HammerEvent, type ProvisionServer } from './server.ts';
@@ -55,6 +57,8 @@ export interface ProvisionOptions {
   /** console= of the hammer's kernel command line, which becomes install.yaml's console (faults). */
   hammerConsole?: string;
   retry?: RetryOptions;
+  /** Boots to check: 2 (kexec, then GRUB; the default for machines) or 1 (the kexec boot only; the default for firewalls). */
+  boots?: 1 | 2;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -82,7 +86,7 @@ export async function checkProvisionPrerequisites(def: ImageDef, dir: string, ta
   if (!existsSync(hammerBinary())) throw new PreconditionError(`the rack's hammer is not built (${rel(hammerBinary())} is missing)`, 'run make setup (builds scripts/rack/hammer)');
   const artifact = join(dir, IMAGE_FILE);
   if (!existsSync(artifact) || !existsSync(`${artifact}.md5`)) throw new PreconditionError(`no artifact to provision: ${rel(artifact)} (and its .md5) must exist`, `run make export OS=${def.os} (or make ${def.os})`);
-  if (def.machine_type !== 'machine') throw new UsageError(`the rack provisions machine images; ${imageName(def)} is a ${def.machine_type}`, 'run it for a machine image, e.g. make provision-test OS=debian');
+  if (def.machine_type !== 'machine' && def.machine_type !== 'firewall') throw new UsageError(`the rack provisions machine and firewall images; ${imageName(def)} is a ${def.machine_type}`, 'run it for a machine or firewall image, e.g. make provision-test OS=debian');
   await checkNetnsPermission(tag);
 }
 
@@ -154,7 +158,11 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
   if (built) info(dim(`rack: ${built}`));
   await checkProvisionPrerequisites(def, dir, names.tag);
   const image = join(config().imagesDir, def.os, def.version);
-  const specs = [join(def.dir, 'goss.yaml'), join(config().root, 'tests/goss/installed-machine.yaml')];
+  // a firewall: the image's spec (written for the provisioned firewall) and the traffic checks (firewall.ts)
+  const isFirewall = def.machine_type === 'firewall';
+  const nBoots = o.boots ?? (isFirewall ? 1 : 2);
+  const additions = [...rackAdditions(), ...(isFirewall ? firewallRackAdditions() : [])];
+  const specs = isFirewall ? [join(def.dir, 'goss.yaml')] : [join(def.dir, 'goss.yaml'), join(config().root, 'tests/goss/installed-machine.yaml')];
   for (const s of specs) if (!existsSync(s)) throw new UsageError(`goss spec ${rel(s)} does not exist`, `create ${rel(s)}`);
 
   const rackDir = join(config().stateDir, 'rack');
@@ -174,10 +182,15 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
   let qemu: QemuRun | null = null;
   let server: ProvisionServer | null = null;
   const leaves: Leaf[] = [];
+  let hosts: Hosts | null = null;
+  const evpn = evpnLeaves({ asn: FIREWALL.asn, tenantVni: FIREWALL.tenant.vrf, internetVni: FIREWALL.internet.vrf });
+  const hostNs = { tenant: names.hosts.tenant, internet: names.hosts.internet };
   const tapHome: Record<string, string | undefined> = {};
   const cleanup = onCleanup(`rack ${label}`, async () => {
     await qemu?.stop();
     for (const l of leaves) await l.stop();
+    await hosts?.stop();
+    if (isFirewall) for (const ns of Object.values(hostNs)) await deleteNetns(ns);
     for (const leaf of LEAVES) {
       await deleteTap(names.tap[leaf.name], tapHome[leaf.name]);
       await deleteNetns(names.netns[leaf.name]);
@@ -189,7 +202,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
   try {
     // ---- the hammer VM's boot files and what the specs are rendered with
     let t0 = performance.now();
-    const hb = await buildInitramfs(join(dir, IMAGE_FILE), hammerBinary(), scratch);
+    const hb = await buildInitramfs(join(dir, IMAGE_FILE), hammerBinary(), scratch, isFirewall ? FIREWALL_HAMMER_MODULES : []);
     phases['hammer initramfs'] = secs(t0);
     const sysRoot = join(scratch, 'sysctl-root');
     mkdirSync(sysRoot);
@@ -209,8 +222,8 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
       events: `http://${HOST_SERVICE.ip}/events`,
       upload: `http://${HOST_SERVICE.ip}/files/`,
       layout,
-      machine: machinePlan({ sshPublicKey: readFileSync(`${key}.pub`, 'utf8'), password, userdata }),
-      additions: rackAdditions().map(({ why: _why, ...a }) => a),
+      machine: (isFirewall ? firewallPlan : machinePlan)({ sshPublicKey: readFileSync(`${key}.pub`, 'utf8'), password, userdata }),
+      additions: additions.map(({ why: _why, ...a }) => a),
       fail: o.failStep ?? '',
     };
     const hostAt = new Map<string, number>();
@@ -221,11 +234,15 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     });
 
     // ---- the leaves and the cables
+    // a firewall's leaves speak EVPN, each with a host behind its VNI (evpn.ts)
+    if (isFirewall) for (const ns of Object.values(hostNs)) await createNetns(ns);
     for (const leaf of LEAVES) {
       await createNetns(names.netns[leaf.name]);
-      leaves.push(await startLeaf(leaf, names.netns[leaf.name], names.tap[leaf.name], join(scratch, leaf.name)));
+      const e = isFirewall ? { plan: evpn[leaf.name], hostNs: hostNs[evpn[leaf.name].host.role] } : undefined;
+      leaves.push(await startLeaf(leaf, names.netns[leaf.name], names.tap[leaf.name], join(scratch, leaf.name), e));
       await createTap(names.tap[leaf.name], leaf.port.mac);
     }
+    if (isFirewall) hosts = await startHosts(hostNs, join(scratch, 'hosts'));
 
     // ---- the machine's firmware store and disk
     const fw = ovmfFiles(config().env.METAL_OVMF_DIR ?? OVMF_DIR);
@@ -245,6 +262,8 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         accel: accel.accel, ovmfCode: fw.code, ovmfVars: vars, disk,
         kernel: n === 1 ? { kernel: hb.kernel, initrd: hb.initramfs, append: hammerCmdline(MGMT_MAC, o.hammerConsole) } : undefined,
         mgmtMac: MGMT_MAC, sshPort, serverPort: server!.port,
+        // suricata (Debian's, DPDK-linked) needs SSE4.2, which QEMU's default TCG CPU lacks
+        cpu: isFirewall && accel.accel !== 'kvm' ? 'max' : undefined,
         lan: LEAVES.map((l) => ({ mac: l.machineNic.mac, tap: names.tap[l.name] })),
         serial, pidFile: join(scratch, 'qemu.pid'),
       });
@@ -328,7 +347,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
       info(dim(`rack: boot ${n} (${kind}): ssh as metal answered after ${secondsToSsh}s`));
       const vm: Vm = vmSession({
         label, accel, kernel: { version: hb.kernelVersion, kernel: bootInfo.kernel, initrd: bootInfo.initrd }, sshPort, qemuPid: qemu!.q.child.pid ?? 0,
-        scratch, bootSeconds: secondsToSsh, additions: rackAdditions(), consoleLog: serial, vars: vmVars, target, sudoPassword: password, varsFile, rendered,
+        scratch, bootSeconds: secondsToSsh, additions, consoleLog: serial, vars: vmVars, target, sudoPassword: password, varsFile, rendered,
         stop: async () => {},
       });
       const tc = performance.now();
@@ -356,6 +375,50 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         checks.push({ id: `${pre}goss ${rel(s)}`, ok: r.failed === 0 && r.total > 0, detail: `${r.passed}/${r.total} passed${r.failures.length ? `; ${r.failures.map((f) => f.line).join('; ')}` : ''}` });
       }
       phases[`boot ${n} goss`] = secs(tc);
+      if (isFirewall) {
+        // the leaves see the firewall (BGP, LLDP phone-home); then traffic through it (firewall.ts)
+        const tl = performance.now();
+        const leafReports: LeafReport[] = [];
+        const phoneHome = installVars(installYaml);
+        for (const leaf of leaves) {
+          let peers = parseBgpSummary((await leaf.vtysh('show bgp summary json')).stdout || '{}');
+          for (let i = 0; i < 60 && !(peers[0]?.state === 'Established' && peers[0].pfxRcd > 0); i++) {
+            await sleep(2000);
+            peers = parseBgpSummary((await leaf.vtysh('show bgp summary json')).stdout || '{}');
+          }
+          const routes = parseNeighborRoutes((await leaf.vtysh(`show bgp ipv4 unicast neighbors ${leaf.port} routes json`)).stdout || '{}');
+          let lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
+          for (let i = 0; i < 15 && !lldp; i++) {
+            await sleep(2000);
+            lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
+          }
+          const summaryText = (await leaf.vtysh('show bgp summary')).stdout;
+          writeFileSync(join(logDir, `boot${n}-${leaf.plan.name}-show-bgp-summary.txt`), summaryText);
+          const p = peers.find((x) => x.peer === leaf.port);
+          const lp = `${pre}${leaf.plan.name}.`;
+          checks.push({ id: `${lp}bgp-established`, ok: p?.state === 'Established', detail: `${leaf.port}: ${p?.state ?? 'no peer'}` });
+          const own = routes.find((r) => r.prefix === `${FIREWALL.underlay.ip}/32`);
+          checks.push({ id: `${lp}firewall-vtep-prefix`, ok: own !== undefined, detail: own ? `${own.prefix} from ${leaf.port} (AS path ${own.path})` : `${FIREWALL.underlay.ip}/32 not learned (got ${routes.map((r) => r.prefix).join(', ') || 'nothing'})` });
+          checks.push({
+            id: `${lp}lldp-phone-home`,
+            ok: lldp !== null && lldp.systemName === phoneHome.machineuuid && lldp.systemDescription === `provisioned since ${phoneHome.timestamp}`,
+            detail: lldp ? `seen System Name ${JSON.stringify(lldp.systemName)}, System Description ${JSON.stringify(lldp.systemDescription)}` : 'no LLDP frame',
+          });
+          leafReports.push({
+            name: leaf.plan.name, asn: leaf.plan.asn, port: leaf.port,
+            bgp: peers.map((x) => ({ peer: x.peer, state: x.state, remoteAs: x.remoteAs, pfxRcd: x.pfxRcd })),
+            prefixes: routes, ping: { target: '', source: '', sent: 0, received: 0 },
+            lldp: lldp ? { systemName: lldp.systemName, systemDescription: lldp.systemDescription, portId: lldp.portId } : null,
+            showBgpSummary: summaryText,
+          });
+        }
+        phases[`boot ${n} leaf checks`] = secs(tl);
+        const tt = performance.now();
+        const fw = await firewallChecks({ vm, leaves, evpn, hostNs, hosts: hosts!, logDir, pre: `boot${n}.` });
+        checks.push(...fw.checks);
+        phases[`boot ${n} traffic checks`] = secs(tt);
+        return { kind, secondsToSsh, systemState: settled.state, cmdline, goss, leaves: leafReports, machine: { ecmp: { prefix: '', via: [] } }, firewall: fw.report, checks };
+      }
 
       // a BGP speaker on the node (as MetalLB's or kube-vip's) announces a service address through
       // the machine's FRR (peer group LOCAL); the leaves must learn it from the machine
@@ -440,6 +503,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     };
 
     boots.push(await check(1, 'kexec', kexecAt, b1.serial[1]));
+    if (nBoots === 2) {
 
     // ---- power off, then the cold boot through the firmware and GRUB
     const vm1 = qemu!;
@@ -452,7 +516,8 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
     }
     const b2 = await boot(2);
     boots.push(await check(2, 'grub', b2.t, b2.serial[1]));
-    const grubLine = grubKernelLine(boots[1]!.cmdline);
+    }
+    const grubLine = boots[1] ? grubKernelLine(boots[1].cmdline) : '';
     await run(sshArgv({ key, port: sshPort, user: 'metal' }, ['sudo', '-k', '-S', '-p', '', 'systemctl', 'poweroff']), { input: `${password}\n`, nothrow: true, timeoutMs: 30_000 });
     await Promise.race([qemu!.exit, deadline(60_000)]);
 
@@ -485,7 +550,8 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
       );
     }
     // one line for the pipeline's summary table (the step returns { note })
-    const note = `rack: kexec ${boots[0]!.secondsToSsh}s, grub ${boots[1]!.secondsToSsh}s to ssh, both leaves Established${v.knownDefects.length ? `, ${v.knownDefects.length} known image defect(s)` : ''}`;
+    const fwNote = boots[0]!.firewall ? `; EVPN type-5 on both leaves, SNAT ${boots[0]!.firewall.snat.peersSeen[0] ?? '?'}, drop counter ${boots[0]!.firewall.denied.counterBefore}→${boots[0]!.firewall.denied.counterAfter}` : '';
+    const note = `rack: kexec ${boots[0]!.secondsToSsh}s${boots[1] ? `, grub ${boots[1].secondsToSsh}s` : ''} to ssh, both leaves Established${fwNote}${v.knownDefects.length ? `, ${v.knownDefects.length} known image defect(s)` : ''}`;
     return { ...report, note };
   } finally {
     await cleanup();
@@ -498,9 +564,13 @@ export function printSummary(r: ProvisionReport, path: string): void {
   for (const b of r.boots) {
     out.push(`  boot ${b.kind}: ssh after ${b.secondsToSsh}s, systemd ${b.systemState}; ${b.goss.map((g) => `${g.spec} ${g.passed}/${g.total}`).join(', ')}`);
     for (const l of b.leaves) out.push(`    ${l.name}: BGP ${l.bgp.map((p) => `${p.peer} ${p.state}`).join(', ')}; learned ${l.prefixes.map((p) => p.prefix).join(', ')}; ping ${l.ping.received}/${l.ping.sent}; LLDP ${l.lldp ? `"${l.lldp.systemName}" / "${l.lldp.systemDescription}"` : 'none'}`);
-    out.push(`    machine: ${b.machine.ecmp.prefix} via ${b.machine.ecmp.via.join(', ')}`);
+    if (b.firewall) {
+      const f = b.firewall;
+      for (const e of f.evpn) out.push(`    ${e.leaf} EVPN (VNI ${e.vni}) from the firewall: ${e.routes.filter((x) => x.nextHop === FIREWALL.underlay.ip).map((x) => x.route).join(', ') || 'nothing'}`);
+      out.push(`    SNAT: the internet host saw ${f.snat.peersSeen.join(', ') || 'no connection'}; drop counter ${f.denied.counterBefore} → ${f.denied.counterAfter}; chronyd in ${f.vrf.chronyd || '?'}`);
+    } else out.push(`    machine: ${b.machine.ecmp.prefix} via ${b.machine.ecmp.via.join(', ')}`);
   }
-  out.push(`  GRUB kernel line: ${r.grubKernelLine}`);
+  if (r.grubKernelLine) out.push(`  GRUB kernel line: ${r.grubKernelLine}`);
   for (const k of r.verdict.knownDefects) out.push(`  KNOWN DEFECT ${k.id}: ${k.detail}\n    (${k.why})`);
   for (const f of r.verdict.failed) out.push(`  FAIL ${f}`);
   for (const s of r.verdict.stale) out.push(`  STALE known defect ${s}: it passes now; remove it from scripts/rack/report.ts KNOWN_DEFECTS`);

@@ -41,6 +41,8 @@ export interface RackQemuSpec {
   pidFile: string;
   memMiB?: number;
   cpus?: number;
+  /** CPU model under TCG (QEMU's default when unset); KVM always uses the host's. */
+  cpu?: string;
 }
 
 /**
@@ -59,7 +61,7 @@ export function rackQemuArgv(s: RackQemuSpec): string[] {
     '-no-user-config', '-nodefaults',
     '-machine', 'q35',
     '-accel', s.accel,
-    ...(s.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    ...(s.accel === 'kvm' ? ['-cpu', 'host'] : s.cpu ? ['-cpu', s.cpu] : []),
     '-m', String(s.memMiB ?? 3072),
     '-smp', String(s.cpus ?? 2),
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${s.ovmfCode}`,

@@ -1,3 +1,4 @@
+import type { FirewallReport } from './firewall.ts';
 // Pure: the rack's findings, the known image defects, the verdict and provision.json.
 
 export interface Check {
@@ -89,6 +90,8 @@ export interface BootReport {
   goss: GossTotals[];
   leaves: LeafReport[];
   machine: { ecmp: { prefix: string; via: string[] } };
+  /** Firewalls: EVPN routes, SNAT, drops, VRFs (scripts/rack/firewall.ts). */
+  firewall?: FirewallReport;
   checks: Check[];
 }
 

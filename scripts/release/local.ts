@@ -14,7 +14,7 @@ import { ROOT } from '../lib/config.ts';
 import { PreconditionError } from '../lib/errors.ts';
 import { listOsFolders, loadImageDef } from '../lib/image-def.ts';
 import { parseMd5File } from '../lib/md5file.ts';
-import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, PART_SIZE, RECORD_FILE, UPLOAD_ORDER, expectedEtag, imagePath, type ArtifactFile, type LocalObject } from './plan.ts';
+import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, PART_SIZE, RECORD_FILE, SBOM_FILE, UPLOAD_ORDER, expectedEtag, imagePath, type ArtifactFile, type LocalObject } from './plan.ts';
 import { parseRecord, releaseCheck, RECORD_SCHEMA } from '../lib/build-record.ts';
 
 /** Size, md5 and the ETag an upload in `partSize` parts gets, computed over bytes as they pass. */
@@ -96,6 +96,8 @@ export interface LocalImage {
   /** md5 of img.tar.lz4, checked against img.tar.lz4.md5. */
   md5: string;
   files: Record<ArtifactFile, LocalFile>;
+  /** The build record to publish, as bytes (release adds the registry part to it). */
+  record: Buffer;
   /** Closes the image file held open since the check. */
   close(): Promise<void>;
 }
@@ -242,7 +244,7 @@ async function smallFile(path: string, fix: string): Promise<LocalFile & { bytes
 }
 
 /** A file's bytes held in memory as an upload source (the build record as published). */
-function memoryFile(path: string, bytes: Buffer): LocalFile & { bytes: Buffer } {
+export function memoryFile(path: string, bytes: Buffer): LocalFile & { bytes: Buffer } {
   const h = hashBytes(bytes);
   return { path, bytes, ...h, read: () => ({ body: bytes, sent: () => h }), replaced: () => false };
 }
@@ -298,6 +300,7 @@ export async function checkLocalImage(img: LocalCandidate, o: CheckOptions = {})
   }
   const packages = await smallFile(join(img.dir, PACKAGES_FILE), fix);
   if (packages.size === 0) throw new PreconditionError(`${where}/${PACKAGES_FILE} is empty`, fix);
+  const sbom = await smallFile(join(img.dir, SBOM_FILE), fix);
 
   const imagePathOnDisk = join(img.dir, IMAGE_FILE);
   const { fh, st } = await openPlain(imagePathOnDisk, fix);
@@ -336,9 +339,13 @@ export async function checkLocalImage(img: LocalCandidate, o: CheckOptions = {})
     await fh.close();
     throw e;
   }
-  let record: LocalFile;
+  let record: LocalFile & { bytes: Buffer };
   try {
     record = await recordToPublish(img, image.md5, o.force ?? false, o.warn ?? (() => {}));
+    // the SBOM must be the one the export wrote beside these bytes (the record names its sha256)
+    const named = parseRecord(record.bytes.toString('utf8'))?.export?.sbom?.sha256;
+    const sha = createHash('sha256').update(sbom.bytes).digest('hex');
+    if (named && named !== sha) throw new PreconditionError(`${where}/${SBOM_FILE} is not the SBOM the export wrote (sha256 ${sha.slice(0, 12)}…, the build record names ${named.slice(0, 12)}…)`, fix);
   } catch (e) {
     await fh.close();
     throw e;
@@ -346,7 +353,8 @@ export async function checkLocalImage(img: LocalCandidate, o: CheckOptions = {})
   return {
     ...img,
     md5: image.md5,
-    files: { [IMAGE_FILE]: image, [PACKAGES_FILE]: packages, [RECORD_FILE]: record, [MD5_FILE]: md5File },
+    record: record.bytes,
+    files: { [IMAGE_FILE]: image, [PACKAGES_FILE]: packages, [SBOM_FILE]: sbom, [RECORD_FILE]: record, [MD5_FILE]: md5File },
     close: () => fh.close(),
   };
 }

@@ -4,16 +4,16 @@ import { createHash } from 'node:crypto';
 import { UsageError } from '../lib/errors.ts';
 import { STORE_ROOT, isDate, parsePrefix, utcDate, type Channel } from './prefix.ts';
 
-import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE } from '../lib/artifacts.ts';
+import { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, SBOM_FILE } from '../lib/artifacts.ts';
 import { RECORD_FILE } from '../lib/build-record.ts';
 
-export { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, RECORD_FILE };
-export type ArtifactFile = typeof IMAGE_FILE | typeof MD5_FILE | typeof PACKAGES_FILE | typeof RECORD_FILE;
+export { IMAGE_FILE, MD5_FILE, PACKAGES_FILE, RECORD_FILE, SBOM_FILE };
+export type ArtifactFile = typeof IMAGE_FILE | typeof MD5_FILE | typeof PACKAGES_FILE | typeof SBOM_FILE | typeof RECORD_FILE;
 /**
  * Upload order: the image first, the md5 last, so a consumer never sees an md5 without its image.
- * The build record (what was linted and tested) travels with the image.
+ * The SBOM and the build record (what was linted and tested, the registry digest) travel with it.
  */
-export const UPLOAD_ORDER: readonly ArtifactFile[] = [IMAGE_FILE, PACKAGES_FILE, RECORD_FILE, MD5_FILE];
+export const UPLOAD_ORDER: readonly ArtifactFile[] = [IMAGE_FILE, PACKAGES_FILE, SBOM_FILE, RECORD_FILE, MD5_FILE];
 
 export const DEFAULT_BASE_URL = 'https://images.metal-stack.io/';
 
@@ -85,6 +85,7 @@ export function cacheControl(channel: Channel): string | undefined {
 
 export function contentType(file: ArtifactFile): string {
   if (file === IMAGE_FILE) return 'application/x-lz4';
+  if (file === SBOM_FILE) return 'application/spdx+json';
   return file === RECORD_FILE ? 'application/json' : 'text/plain; charset=utf-8';
 }
 
@@ -148,6 +149,8 @@ export interface ListedImage {
   packagesKey: string | null;
   /** The build record published beside it (build.json), if any. */
   recordKey: string | null;
+  /** The SPDX SBOM published beside it (img.tar.lz4.spdx.json), if any. */
+  sbomKey: string | null;
   size: number;
   lastModified: Date | undefined;
 }
@@ -176,6 +179,7 @@ export function listedImages(objects: readonly ListedObject[], prefix: string): 
       md5Key: `${o.key}.md5`,
       packagesKey: byKey.has(`${dir}/${PACKAGES_FILE}`) ? `${dir}/${PACKAGES_FILE}` : null,
       recordKey: byKey.has(`${dir}/${RECORD_FILE}`) ? `${dir}/${RECORD_FILE}` : null,
+      sbomKey: byKey.has(`${dir}/${SBOM_FILE}`) ? `${dir}/${SBOM_FILE}` : null,
       size: o.size,
       lastModified: o.lastModified,
     });

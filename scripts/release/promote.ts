@@ -11,6 +11,7 @@ import {
   IMAGE_FILE,
   MD5_FILE,
   PACKAGES_FILE,
+  SBOM_FILE,
   RECORD_FILE,
   UPLOAD_ORDER,
   cacheControl,
@@ -176,6 +177,7 @@ async function readSource(store: Store, image: ListedImage, say: (s: string) => 
     throw new PreconditionError(`${image.md5Key}: ${(e as Error).message}`, fix);
   }
   if (!image.packagesKey) throw new PreconditionError(`${image.imageKey} has no ${PACKAGES_FILE} beside it`, fix);
+  if (!image.sbomKey) throw new PreconditionError(`${image.imageKey} has no ${SBOM_FILE} beside it`, 're-run make release on the default branch (it publishes the SBOM)');
   if (!image.recordKey) throw new PreconditionError(`${image.imageKey} has no ${RECORD_FILE} beside it: nothing says what was tested`, 're-run make release on the default branch (it publishes the build record)');
   const head = await store.head(image.imageKey);
   if (!head) throw new PreconditionError(`${image.imageKey} disappeared while promoting`, fix);
@@ -195,6 +197,7 @@ async function readSource(store: Store, image: ListedImage, say: (s: string) => 
     objects: {
       [IMAGE_FILE]: { key: image.imageKey, size: head.size, md5, etag: head.etag, contentType: head.contentType },
       [PACKAGES_FILE]: await small(image.packagesKey),
+      [SBOM_FILE]: await small(image.sbomKey),
       [RECORD_FILE]: await small(image.recordKey),
       [MD5_FILE]: await small(image.md5Key, md5Bytes),
     } as Source['objects'],

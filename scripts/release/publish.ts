@@ -28,6 +28,11 @@ import {
 } from './plan.ts';
 import { resolvePublishTarget, type PublishTarget } from './prefix.ts';
 import { Store, storeSettings } from './store.ts';
+import { DockerLogin, RegistryClient, registrySettings, sweepDockerLogins, registryTags, repositoryOf, type RegistrySettings } from './registry.ts';
+import { parseRecord, readRecord, writeRecord, type BuildRecord, type RegistryPart } from '../lib/build-record.ts';
+import { memoryFile } from './local.ts';
+import { imageExists } from '../lib/docker.ts';
+import { RECORD_FILE } from './plan.ts';
 
 export interface PublishOptions {
   env: Env;
@@ -82,12 +87,19 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   // Cheap checks first: settings, the local folders, then one request to the store (endpoint,
   // credentials, bucket) and its lock, all before the images are read, hashed and uploaded.
   const settings = o.dryRun ? null : storeSettings(o.env);
+  const registry = registrySettings(o.env);
+  if (!registry) say('not pushing docker images: REGISTRY is not set (see .env.example)');
   const listing = findLocalImages(o.imagesDir, o.defined ?? definedImages());
   if (!o.quiet) for (const s of listing.setAside) warn(`not published: ${s}`);
   const store = settings ? new Store(settings) : null;
   let lock: PrefixLock | null = null;
   const images: LocalImage[] = [];
+  const client = registry && !o.dryRun ? new RegistryClient(registry) : null;
   try {
+    if (client) {
+      for (const n of sweepDockerLogins()) say(`removed the docker login a killed release left: ${n}`);
+      await phase('check registry access', () => client.check(repositoryOf(client.s, listing.found[0]!.storeOs)));
+    }
     if (store) {
       await phase('check store access', () => store.check(target.prefix));
       lock = await phase('lock prefix', async () => {
@@ -104,7 +116,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       }
     });
     const ctx: Ctx = { target, baseUrl, now, say, phase, force: o.force ?? false, quiet: o.quiet ?? false };
-    const result = await (store && lock ? uploadAll(ctx, store, lock, images) : dryRun(ctx, images));
+    if (registry && o.dryRun) planPushes(ctx, registry, images);
+    const push = client ? () => phase('push docker images', () => pushAll(ctx, client, images)) : async () => {};
+    const result = await (store && lock ? uploadAll(ctx, store, lock, images, push) : dryRun(ctx, images));
     for (const img of images) {
       for (const f of UPLOAD_ORDER) {
         if (!o.quiet && img.files[f].replaced()) warn(`${img.files[f].path} was replaced meanwhile; ${o.dryRun ? 'this plan is' : 'what was published is'} the file as it was checked`);
@@ -145,7 +159,82 @@ async function dryRun(ctx: Ctx, images: LocalImage[]): Promise<PublishResult> {
   return { target: ctx.target, objects };
 }
 
-async function uploadAll(ctx: Ctx, store: Store, lock: PrefixLock, images: LocalImage[]): Promise<PublishResult> {
+/** DRY_RUN: what would be pushed where, without contacting the registry. */
+function planPushes(ctx: Ctx, s: RegistrySettings, images: LocalImage[]): void {
+  for (const img of images) {
+    const id = parseRecord(img.record.toString('utf8'))?.build?.docker_image_id ?? '(no docker image in the build record)';
+    for (const tag of registryTags(ctx.target, img.version)) ctx.say(`[dry-run] would push docker image ${id.slice(0, 19)} as ${repositoryOf(s, img.storeOs)}:${tag}`);
+  }
+}
+
+/** Pure: the record with its registry part, or the same record when the part is already that. */
+export function withRegistry(rec: BuildRecord, part: RegistryPart, now: Date): BuildRecord {
+  if (JSON.stringify(rec.registry) === JSON.stringify(part)) return rec;
+  return { ...rec, registry: part, written: { ...rec.written, registry: now.toISOString() } };
+}
+
+/**
+ * Push each image's docker image (the one its tarball was exported from) under its tags, and put
+ * the digest into the build record that is published (and the local one). Runs before the record
+ * and the md5 are uploaded: a failed push leaves no .md5 in the store.
+ */
+async function pushAll(ctx: Ctx, client: RegistryClient, images: LocalImage[]): Promise<void> {
+  const login = await DockerLogin.open(client.s);
+  try {
+    for (const img of images) {
+      const rec = parseRecord(img.record.toString('utf8'));
+      const imageId = rec?.build?.docker_image_id;
+      const target = img.os;
+      if (!rec || !imageId) throw new PreconditionError(`${img.dir}: the build record names no docker image to push`, `run make ${target}`);
+      if (!(await imageExists(imageId))) throw new PreconditionError(`the docker image ${imageId.slice(0, 19)} that ${img.os}/${img.version} was exported from is gone from the docker daemon`, `run make ${target} (it builds and exports it again)`);
+      const repository = repositoryOf(client.s, img.storeOs);
+      const tags = registryTags(ctx.target, img.version);
+      let digest = '';
+      for (const tag of tags) {
+        const ref = `${repository}:${tag}`;
+        const remote = await client.tag(repository, tag);
+        if (remote && remote.config === imageId) {
+          ctx.say(`${ref} already holds docker image ${imageId.slice(0, 19)} (${remote.digest}), nothing to push`);
+          digest = remote.digest;
+          continue;
+        }
+        if (remote && ctx.target.channel === 'release') {
+          if (!ctx.force) {
+            throw new PreconditionError(
+              `${ref} already holds another image (${remote.digest}), and ${ctx.target.prefix}/ is a release: its tags are immutable`,
+              `release under a new date, or re-run with ${FORCE_HINT} to overwrite`,
+            );
+          }
+          if (!ctx.quiet) warn(`forced: pushing over the release tag ${ref} (was ${remote.digest})`);
+        }
+        ctx.say(`pushing docker image ${imageId.slice(0, 19)} as ${ref}`);
+        const pushed = await login.push(imageId, ref, tag);
+        const now = await client.tag(repository, tag);
+        if (!now || now.digest !== pushed || now.config !== imageId) {
+          throw new MetalError('tool', `${ref} does not hold what was pushed (${pushed}) right after the push`, 're-run make release');
+        }
+        ctx.say(`pushed ${ref}: ${pushed}, verified`);
+        digest = pushed;
+      }
+      const part: RegistryPart = { repository, tags, digest, docker_image_id: imageId, prefix: ctx.target.prefix };
+      const published = withRegistry(rec, part, ctx.now);
+      if (published !== rec) {
+        img.record = Buffer.from(`${JSON.stringify(published, null, 2)}\n`);
+        img.files[RECORD_FILE] = memoryFile(img.files[RECORD_FILE].path, img.record);
+      }
+      // the local record says where its image went too (when it is still the record of these bytes)
+      const local = readRecord(img.dir);
+      if (local?.export?.md5 === img.md5) {
+        const updated = withRegistry(local, part, ctx.now);
+        if (updated !== local) writeRecord(img.dir, updated);
+      }
+    }
+  } finally {
+    await login.close();
+  }
+}
+
+async function uploadAll(ctx: Ctx, store: Store, lock: PrefixLock, images: LocalImage[], push: () => Promise<void>): Promise<PublishResult> {
   const { target, say, phase } = ctx;
   const decisions = await phase('compare with store', async () => {
     const all = new Map<LocalImage, Record<ArtifactFile, Comparison>>();
@@ -172,6 +261,19 @@ async function uploadAll(ctx: Ctx, store: Store, lock: PrefixLock, images: Local
     }
     return all;
   });
+
+  // the docker images, after the store said yes and before the record (which names their digest)
+  await push();
+  const changed: string[] = [];
+  for (const img of images) {
+    const d = decisions.get(img)!;
+    const now = compareObject(await store.head(keyOf(ctx, img, RECORD_FILE)), img.files[RECORD_FILE]);
+    if (now === 'different' && d[RECORD_FILE] !== 'different' && target.channel === 'release') changed.push(keyOf(ctx, img, RECORD_FILE));
+    d[RECORD_FILE] = now;
+  }
+  if (changed.length > 0 && !ctx.force) {
+    throw new PreconditionError(`${changed[0]} already exists with another registry digest, and ${target.prefix}/ is a release: its objects are immutable`, `release under a new date, or re-run with ${FORCE_HINT} to overwrite`);
+  }
 
   const actions = await phase('upload', async () => {
     const done = new Map<string, Action>();

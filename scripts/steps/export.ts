@@ -13,12 +13,14 @@ export async function exportStep(ctx: BuildContext, opts: { quiet?: boolean } = 
   const r: ExportResult = await exportImage(tag, ctx.def.packages_command, ctx.dir, {
     ...exportOptionsFromEnv(config().env),
     quiet: opts.quiet,
+    sbomName: { name: ctx.def.publish_as, version: ctx.def.version },
     beforeCommit: (dir, e) => {
       record(ctx, 'export', {
         md5: e.md5, tar_bytes: e.tarBytes, lz4_bytes: e.lz4Bytes, packages: e.packages, docker_image_id: imageId,
         level: e.level, compressor: e.compressor, source: e.source, seconds: e.seconds,
+        ...(e.sbom ? { sbom: { file: e.sbom.file, sha256: e.sbom.sha256, packages: e.sbom.packages, files: e.sbom.files, tool: e.sbom.tool } } : {}),
       }, dir);
     },
   });
-  return `${(r.lz4Bytes / 2 ** 20).toFixed(1)} MiB, md5 ${r.md5}, ${r.packages} packages (${r.source}, ${r.compressor})`;
+  return `${(r.lz4Bytes / 2 ** 20).toFixed(1)} MiB, md5 ${r.md5}, ${r.packages} packages (${r.source}, ${r.compressor}), SBOM ${r.sbom?.packages ?? 0} packages`;
 }

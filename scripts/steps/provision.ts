@@ -10,6 +10,19 @@ import { MetalError } from '../lib/errors.ts';
 import { warn } from '../lib/log.ts';
 import { md5OfFile } from '../lib/md5file.ts';
 import { runProvisionTest, type ProvisionOptions } from '../rack/provision.ts';
+import type { FirewallReport } from '../rack/firewall.ts';
+import { FIREWALL } from '../rack/plan.ts';
+
+/** Pure: the firewall rack's findings for the build record: the leaves' EVPN routes from the firewall, the SNAT source, the drop counter. */
+export function firewallSummary(f: FirewallReport): Record<string, unknown> {
+  return {
+    evpn: Object.fromEntries(f.evpn.map((e) => [e.leaf, e.routes.filter((x) => x.type === 5 && x.nextHop === FIREWALL.underlay.ip).map((x) => x.prefix)])),
+    snatSourceSeen: f.snat.peersSeen[0] ?? null,
+    dropCounter: [f.denied.counterBefore, f.denied.counterAfter],
+    chronydVrf: f.vrf.chronyd,
+    suricataAlert: f.vrf.suricata.alert !== '',
+  };
+}
 
 export async function provision(ctx: BuildContext, opts: ProvisionOptions = {}): Promise<string> {
   const md5 = await md5OfFile(join(ctx.dir, IMAGE_FILE)).catch(() => '');
@@ -28,7 +41,11 @@ export async function provision(ctx: BuildContext, opts: ProvisionOptions = {}):
       record(ctx, 'vmtest', { verdict: 'pass', md5, accel: r.accel.split(' ')[0], boot_seconds: r.boots[0]?.secondsToSsh, goss });
       record(ctx, 'provision', {
         verdict: 'pass', md5,
-        summary: { boots: r.boots.map((b) => ({ kind: b.kind, secondsToSsh: b.secondsToSsh })), grubKernelLine: r.grubKernelLine, knownDefects: r.verdict.knownDefects.map((d) => d.id) },
+        summary: {
+          boots: r.boots.map((b) => ({ kind: b.kind, secondsToSsh: b.secondsToSsh })), grubKernelLine: r.grubKernelLine, knownDefects: r.verdict.knownDefects.map((d) => d.id),
+          // a firewall: what the traffic through it showed (provision.json has the whole of it)
+          ...(r.boots[0]?.firewall ? { firewall: firewallSummary(r.boots[0].firewall) } : {}),
+        },
       });
     }
     return r.note;

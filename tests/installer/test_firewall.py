@@ -267,6 +267,7 @@ class Units(unittest.TestCase):
         self.assertEqual(self.exec_start(u["suricata-update.service"]), ["ExecStart=/bin/ip vrf exec vrf104009 /usr/bin/suricata-update"])
         self.assertEqual(self.exec_start(u["suricata.service"]), ["ExecStart=/usr/bin/suricata -c /etc/suricata/suricata.yaml --pidfile /run/suricata.pid --af-packet=vlan104009"])
         self.assertIn("\nBindsTo=sys-subsystem-net-devices-vlan104009.device\n", u["suricata.service"].text)
+        self.assertIn("\nWantedBy=multi-user.target\nWantedBy=sys-subsystem-net-devices-vlan104009.device\n", u["suricata.service"].text)
         self.assertEqual({n for n, x in u.items() if not x.enable}, {"droptailer.service", "firewall-controller.service"})
         self.assertEqual(firewall.extra_files(load(FIXTURE)), [])
 

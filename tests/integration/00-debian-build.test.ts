@@ -33,7 +33,7 @@ test('make debian: builds with BuildKit (no legacy-builder deprecation notice), 
 });
 
 test('artifact set is complete and nothing partial is left', () => {
-  assert.equal(readdirSync(DIR).sort(), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']);
+  assert.equal(readdirSync(DIR).sort(), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'img.tar.lz4.spdx.json', 'packages.txt']);
   assert.equal(readdirSync(join(DIR, '..')).filter((f) => f.startsWith('.')), [], 'no in-flight sets beside it');
   const rec = JSON.parse(readFileSync(join(DIR, 'build.json'), 'utf8'));
   assert.is(rec.export.md5, readFileSync(join(DIR, 'img.tar.lz4.md5'), 'utf8').slice(0, 32), 'the record names the md5 of the bytes it exported');

@@ -78,7 +78,7 @@ test('two exports of one set at once: the second is refused naming the first; th
 test('Ctrl-C during a re-export: the previous complete set stays as it was, nothing in flight, no container', async () => {
   const r = await cli(['export', 'debian'], { env, signalAfter: { when: writing, signal: 'SIGINT' } });
   assert.is(r.code, 130, r.stderr);
-  assert.equal(readdirSync(set).sort(), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']);
+  assert.equal(readdirSync(set).sort(), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'img.tar.lz4.spdx.json', 'packages.txt']);
   assert.is(md5Of(), first);
   assert.is(fileMd5(), first);
   assert.equal(inFlight(), []);

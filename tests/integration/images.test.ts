@@ -15,6 +15,7 @@ import { planBase } from '../../scripts/steps/base.ts';
 import { imageExists } from '../../scripts/lib/docker.ts';
 import { dependencyOrder, inheritAvailability, outcomeTable } from '../../scripts/commands/all.ts';
 import { UsageError } from '../../scripts/lib/errors.ts';
+import { run } from '../../scripts/lib/shell.ts';
 
 const SLOW = process.env['METAL_SLOW'] === '1';
 // uvu sets FORCE_COLOR=1 for itself; the CLI's messages are matched without colour codes
@@ -71,9 +72,9 @@ test('make all --plan: dependency order and availability of every image, nothing
     assert.match(r.stdout, new RegExp(`^${id.replace(/\./g, '\\.')}\\s+${expected}\\s`, 'm'), `${id} availability`);
   }
   if (!(await baseAvailable('firewall'))) {
-    assert.match(r.stdout, /^firewall-3\.0-ubuntu\s+no\s+its base metal-images\/ubuntu:22\.04 is built by ubuntu\/, which is unavailable here$/m);
+    assert.match(r.stdout, /^firewall-3\.0-ubuntu\s+no\s+its base metal-images\/ubuntu:22\.04-body is built by ubuntu\/, which is unavailable here$/m);
   }
-  assert.match(r.stdout, /^nvidia-12\s+yes\s+built FROM debian\/ \(metal-images\/debian:12\)$/m);
+  assert.match(r.stdout, /^nvidia-12\s+yes\s+built FROM debian\/ \(metal-images\/debian:12-body\)$/m);
   assert.not.match(r.stdout, /^==> build$/m);
 });
 
@@ -125,7 +126,7 @@ test('nvidia: full build + VM test (slow suite only, run make test-slow)', async
   }
   await fullBuild('nvidia', '', 'nvidia-12');
   const dir = join(ROOT, 'images', 'nvidia', '12');
-  for (const f of ['img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt']) assert.ok(existsSync(join(dir, f)), `${f} missing`);
+  for (const f of ['img.tar.lz4', 'img.tar.lz4.md5', 'img.tar.lz4.spdx.json', 'packages.txt']) assert.ok(existsSync(join(dir, f)), `${f} missing`);
   const pk = readFileSync(join(dir, 'packages.txt'), 'utf8');
   assert.match(pk, /^ii {2}nvidia-kernel-\d\S*-amd64\s+\d+\.\d+/m, 'the module package for the image kernel');
   assert.match(pk, /^ii {2}nvidia-smi\s/m);
@@ -150,7 +151,11 @@ test('firewall VARIANT=debian: full build + VM test (slow suite only, run make t
   }
   await fullBuild('firewall', 'debian', 'firewall-3.0-debian');
   const pk = readFileSync(join(ROOT, 'images', 'firewall', '3.0-debian', 'packages.txt'), 'utf8');
-  for (const p of ['nftables', 'chrony', 'suricata', 'suricata-update', 'prometheus-node-exporter']) assert.match(pk, new RegExp(`^ii  ${p}(:amd64)?\\s`, 'm'), `${p} not installed`);
+  for (const p of ['nftables', 'chrony', 'suricata', 'suricata-update']) assert.match(pk, new RegExp(`^ii  ${p}(:amd64)?\\s`, 'm'), `${p} not installed`);
+  // the exporter on 9100 is the Go node_exporter (scripts/tools/firewall), not Debian's package
+  assert.not.match(pk, /^ii {2}prometheus-node-exporter\s/m, 'Debian\'s node exporter would take port 9100');
+  const list = await run(['sh', '-c', 'lz4 -dc "$1" | tar -t', 'sh', join(ROOT, 'images', 'firewall', '3.0-debian', 'img.tar.lz4')]);
+  for (const f of ['usr/local/bin/node_exporter', 'usr/bin/nftables-exporter', 'usr/local/bin/tailscaled']) assert.match(list.stdout, new RegExp(`^\\./${f}$`, 'm'), `${f} in the image`);
 });
 
 test.run();

@@ -850,7 +850,7 @@ test('firewall images: upstream\'s firewall userdata (Ignition) enables the fire
     const r = await install(t.tag, fixture('firewall.yaml'), { userdata: readFileSync(referenceFile('metal-images-test', 'userdata-firewall.json'), 'utf8') });
     try {
       assert.is(r.rc, 0, `installer failed: ${failure(r.log)}`);
-      assert.match(r.log, /userdata ok \(\d+\.\d+s\): Ignition config applied/);
+      assert.match(r.log, /userdata ok \(\d+\.\d+s\): Ignition config \(spec \d+\.\d+\.\d+\) applied \(files stage\)/);
       for (const u of ['firewall-controller.service', 'droptailer.service']) assert.is(r.checks.units[u], 'enabled', u);
     } catch (e) {
       throw new Error(`${t.name}: ${(e as Error).message}\n--- installer log ---\n${r.log}`);

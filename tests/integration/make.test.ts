@@ -51,11 +51,11 @@ test('make release reads DRY_RUN=1 from .env: nothing is uploaded (make exports 
   const r = await make(checkout.dir, ['release']);
   assert.is(r.code, 0, r.stderr);
   assert.equal(await keys(prefix), [], `make release with DRY_RUN=1 in .env wrote to the store:\n${r.stdout.split('\n').slice(-2).join('\n')}`);
-  assert.match(r.stdout, /\[dry-run\] 4 object\(s\) under metal-os\/pull_requests\/make-dotenv\/ would be written; nothing was\n/);
+  assert.match(r.stdout, /\[dry-run\] 5 object\(s\) under metal-os\/pull_requests\/make-dotenv\/ would be written; nothing was\n/);
   // make's command line comes first, then the environment, then .env
   const env = await make(checkout.dir, ['release'], { DRY_RUN: '0' });
   assert.is(env.code, 0, env.stderr);
-  assert.match(env.stdout, /\n4 uploaded, 0 already there \(skipped\), under metal-os\/pull_requests\/make-dotenv\/\n/);
+  assert.match(env.stdout, /\n5 uploaded, 0 already there \(skipped\), under metal-os\/pull_requests\/make-dotenv\/\n/);
   rmSync(join(checkout.dir, '.env'));
 });
 
@@ -111,11 +111,11 @@ test('FORCE is read from make\'s command line only: FORCE=1 in the environment f
   // any CI job may carry a FORCE variable of its own
   const env = await make(checkout.dir, ['release'], { FORCE: '1' });
   assert.is(env.code, 2, `FORCE=1 in the environment overwrote the release:\n${env.stdout.split('\n').slice(-2).join('\n')}`);
-  assert.match(env.stderr, /^error: metal-os\/20230901\/debian\/12\/img\.tar\.lz4 already exists with other content \(and 3 more\), and metal-os\/20230901\/ is a release: its objects are immutable\n {2}fix: release under a new date, or re-run with make release FORCE=1 to overwrite\n/);
+  assert.match(env.stderr, /^error: metal-os\/20230901\/debian\/12\/img\.tar\.lz4 already exists with other content \(and 4 more\), and metal-os\/20230901\/ is a release: its objects are immutable\n {2}fix: release under a new date, or re-run with make release FORCE=1 to overwrite\n/);
   assert.is(await text(`${prefix}/debian/12/img.tar.lz4.md5`), `${first.md5}  img.tar.lz4\n`);
   const forced = await make(checkout.dir, ['release', 'FORCE=1']);
   assert.is(forced.code, 0, forced.stderr);
-  assert.match(forced.stdout, /warning: forced: overwriting 4 object\(s\) of release metal-os\/20230901\//);
+  assert.match(forced.stdout, /warning: forced: overwriting 5 object\(s\) of release metal-os\/20230901\//);
   const now = await text(`${prefix}/debian/12/img.tar.lz4.md5`);
   assert.ok(now !== `${first.md5}  img.tar.lz4\n`);
   rmSync(join(checkout.dir, '.env'));

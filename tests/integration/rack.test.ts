@@ -7,7 +7,7 @@
 // works. Each checks that nothing is left: no QEMU, namespaces, taps or scratch dirs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { config, ROOT } from '../../scripts/lib/config.ts';
@@ -31,14 +31,28 @@ const dir = join(config().imagesDir, def.os, def.version);
 const CLI = [process.execPath, '--import', 'tsx', 'scripts/cli.ts', 'provision-test', 'debian'];
 const HAMMER = join(config().binDir, 'rack-hammer');
 
+/** Is a process of this checkout (a run of another checkout on the same host is not this test's business). */
+function ours(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`) === ROOT;
+  } catch {
+    return false;
+  }
+}
+
+/** What a run of this checkout left: namespaces and taps whose owner is dead or ours, our QEMU, our scratch dirs. */
 async function leftovers(): Promise<string[]> {
-  const ns = (await run(['ip', 'netns', 'list'], { nothrow: true })).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => /^mrk\d+/.test(n));
-  const links = (await run(['ip', '-o', 'link', 'show'], { nothrow: true })).stdout.split('\n').map((l) => /^\d+:\s+([^:@]+)/.exec(l)?.[1] ?? '').filter((n) => /^mrk\d+l\d$/.test(n));
+  const mine = (name: string): boolean => {
+    const pid = Number(/^mrk(\d+)/.exec(name)?.[1]);
+    return !existsSync(`/proc/${pid}`) || ours(pid);
+  };
+  const ns = (await run(['ip', 'netns', 'list'], { nothrow: true })).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => /^mrk\d+/.test(n)).filter(mine);
+  const links = (await run(['ip', '-o', 'link', 'show'], { nothrow: true })).stdout.split('\n').map((l) => /^\d+:\s+([^:@]+)/.exec(l)?.[1] ?? '').filter((n) => /^mrk\d+l\d$/.test(n)).filter(mine);
   const rack = join(config().stateDir, 'rack');
   const scratch = existsSync(rack) ? readdirSync(rack) : [];
   const qemu = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
     try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('metal-rack');
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('metal-rack') && ours(Number(p));
     } catch {
       return false;
     }

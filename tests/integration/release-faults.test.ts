@@ -197,7 +197,7 @@ test('only folders an image.yaml defines are published: 12-bak is set aside, a s
   fakeImage(images, 'debian', '12-bak', 64 * 1024);
   const r = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
   assert.is(r.code, 0, r.stderr);
-  assert.equal(await keys(prefix), [`${prefix}/debian/12/build.json`, `${prefix}/debian/12/img.tar.lz4`, `${prefix}/debian/12/img.tar.lz4.md5`, `${prefix}/debian/12/packages.txt`]);
+  assert.equal(await keys(prefix), [`${prefix}/debian/12/build.json`, `${prefix}/debian/12/img.tar.lz4`, `${prefix}/debian/12/img.tar.lz4.md5`, `${prefix}/debian/12/img.tar.lz4.spdx.json`, `${prefix}/debian/12/packages.txt`]);
   assert.match(r.stdout, /warning: not published: \S*folders\/debian\/12-bak: no image\.yaml defines debian\/12-bak \(defined: .*debian\/12.*\)\n/);
 
   const linked = join(scratch, 'linked');
@@ -225,7 +225,7 @@ test('the GPU image of nvidia/ is published as metal-stack names it: debian-nvid
   fakeImage(images, 'nvidia', '12', 64 * 1024);
   const r = await release({ ...server.env, PUBLISH_PREFIX: prefix, METAL_IMAGES_DIR: images });
   assert.is(r.code, 0, r.stdout + r.stderr);
-  assert.equal(await keys(prefix), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'packages.txt'].map((f) => `${prefix}/debian-nvidia/12/${f}`));
+  assert.equal(await keys(prefix), ['build.json', 'img.tar.lz4', 'img.tar.lz4.md5', 'img.tar.lz4.spdx.json', 'packages.txt'].map((f) => `${prefix}/debian-nvidia/12/${f}`));
   assert.match(r.stdout, /debian-nvidia-12\.0\.20240105/);
   await assertConsistent(prefix);
 });

@@ -102,17 +102,19 @@ test('stable: the GitLab default branch publishes every image, md5 last, no-stor
     [
       ['metal-os/stable/debian/12/img.tar.lz4', 'uploaded'],
       ['metal-os/stable/debian/12/packages.txt', 'uploaded'],
+      ['metal-os/stable/debian/12/img.tar.lz4.spdx.json', 'uploaded'],
       ['metal-os/stable/debian/12/build.json', 'uploaded'],
       ['metal-os/stable/debian/12/img.tar.lz4.md5', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/packages.txt', 'uploaded'],
+      ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.spdx.json', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/build.json', 'uploaded'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.md5', 'uploaded'],
     ],
   );
   assert.is(r.objects[0]!.url, `${BASE}metal-os/stable/debian/12/img.tar.lz4`);
   assert.match(r.objects[0]!.id, /^debian-12\.0\.\d{8}$/);
-  assert.match(r.objects[4]!.id, /^firewall-3\.0-ubuntu\.\d{8}$/);
+  assert.match(r.objects[5]!.id, /^firewall-3\.0-ubuntu\.\d{8}$/);
   const img = await head('metal-os/stable/debian/12/img.tar.lz4');
   assert.is(img?.ContentLength, debian.size);
   assert.is(img?.CacheControl, 'no-store');
@@ -127,7 +129,7 @@ test('a re-run skips identical objects', async () => {
   const before = await head('metal-os/stable/debian/12/img.tar.lz4');
   const r = await publish({ env: envFor({ PUBLISH_PREFIX: 'metal-os/stable' }), imagesDir, quiet: true });
   assert.equal([...new Set(r.objects.map((o) => o.action))], ['skipped']);
-  assert.is(r.objects.length, 8);
+  assert.is(r.objects.length, 10);
   const after = await head('metal-os/stable/debian/12/img.tar.lz4');
   assert.is(after?.ETag, before?.ETag);
   assert.is(after?.LastModified?.getTime(), before?.LastModified?.getTime());
@@ -136,7 +138,7 @@ test('a re-run skips identical objects', async () => {
 test('release: a GitHub date tag publishes under the date, without no-store', async () => {
   const r = await publish({ env: envFor({ GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/tags/20230710', GITHUB_EVENT_NAME: 'push' }), imagesDir, quiet: true });
   assert.is(r.target.prefix, 'metal-os/20230710');
-  assert.equal(r.objects.map((o) => o.id), [...Array(4).fill('debian-12.0.20230710'), ...Array(4).fill('firewall-3.0-ubuntu.20230710')]);
+  assert.equal(r.objects.map((o) => o.id), [...Array(5).fill('debian-12.0.20230710'), ...Array(5).fill('firewall-3.0-ubuntu.20230710')]);
   assert.is(r.objects[0]!.url, `${BASE}metal-os/20230710/debian/12/img.tar.lz4`);
   assert.is((await head('metal-os/20230710/debian/12/img.tar.lz4'))?.CacheControl, undefined);
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
@@ -176,13 +178,13 @@ test('release objects are immutable: a different image is refused, forcing overw
   const env = envFor({ PUBLISH_PREFIX: 'metal-os/20230710' });
   const e = await rejects(publish({ env, imagesDir: otherDir, quiet: true }));
   assert.instance(e, PreconditionError);
-  assert.is(e.message, 'metal-os/20230710/debian/12/img.tar.lz4 already exists with other content (and 3 more), and metal-os/20230710/ is a release: its objects are immutable');
+  assert.is(e.message, 'metal-os/20230710/debian/12/img.tar.lz4 already exists with other content (and 4 more), and metal-os/20230710/ is a release: its objects are immutable');
   assert.is((e as PreconditionError).hint, 'release under a new date, or re-run with make release FORCE=1 to overwrite');
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${debian.md5}  img.tar.lz4\n`);
   assert.is(await md5OfObject('metal-os/20230710/debian/12/img.tar.lz4'), debian.md5);
 
   const r = await publish({ env, imagesDir: otherDir, quiet: true, force: true });
-  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded', 'uploaded']);
+  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded', 'uploaded', 'uploaded']);
   assert.is(await text('metal-os/20230710/debian/12/img.tar.lz4.md5'), `${changed.md5}  img.tar.lz4\n`);
   // put the original back for the downloads test
   await publish({ env, imagesDir, quiet: true, force: true });
@@ -219,10 +221,12 @@ test('promote: stable is copied server-side to the release date, md5 last, verif
     [
       ['metal-os/stable/debian/12/img.tar.lz4', 'metal-os/20230801/debian/12/img.tar.lz4', 'copied'],
       ['metal-os/stable/debian/12/packages.txt', 'metal-os/20230801/debian/12/packages.txt', 'copied'],
+      ['metal-os/stable/debian/12/img.tar.lz4.spdx.json', 'metal-os/20230801/debian/12/img.tar.lz4.spdx.json', 'copied'],
       ['metal-os/stable/debian/12/build.json', 'metal-os/20230801/debian/12/build.json', 'copied'],
       ['metal-os/stable/debian/12/img.tar.lz4.md5', 'metal-os/20230801/debian/12/img.tar.lz4.md5', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/packages.txt', 'metal-os/20230801/firewall/3.0-ubuntu/packages.txt', 'copied'],
+      ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.spdx.json', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4.spdx.json', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/build.json', 'metal-os/20230801/firewall/3.0-ubuntu/build.json', 'copied'],
       ['metal-os/stable/firewall/3.0-ubuntu/img.tar.lz4.md5', 'metal-os/20230801/firewall/3.0-ubuntu/img.tar.lz4.md5', 'copied'],
     ],
@@ -242,21 +246,21 @@ test('promote: stable is copied server-side to the release date, md5 last, verif
   await publish({ env: envFor({ PUBLISH_PREFIX: 'metal-os/stable' }), imagesDir: movedDir, quiet: true });
   const e = await rejects(promote({ env, date: '20230801', quiet: true }));
   assert.instance(e, PreconditionError);
-  assert.is(e.message, 'metal-os/20230801/debian/12/img.tar.lz4 already exists with other content (and 3 more), and metal-os/20230801/ is a release: its objects are immutable');
+  assert.is(e.message, 'metal-os/20230801/debian/12/img.tar.lz4 already exists with other content (and 4 more), and metal-os/20230801/ is a release: its objects are immutable');
   assert.is(await md5OfObject('metal-os/20230801/debian/12/img.tar.lz4'), debian.md5);
 });
 
 test('DRY_RUN=1 prints every key and URL and needs no credentials', async () => {
   const r = await cli(['release'], { DRY_RUN: '1', PUBLISH_PREFIX: 'metal-os/20230710', METAL_IMAGES_DIR: imagesDir });
   assert.is(r.code, 0, r.stderr);
-  for (const f of ['img.tar.lz4', 'packages.txt', 'img.tar.lz4.md5']) {
+  for (const f of ['img.tar.lz4', 'packages.txt', 'img.tar.lz4.spdx.json', 'img.tar.lz4.md5']) {
     for (const img of ['debian/12', 'firewall/3.0-ubuntu']) {
       const key = `metal-os/20230710/${img}/${f}`;
       assert.match(r.stdout, new RegExp(` ${key.replace(/\./g, '\\.')} +would upload +[0-9.]+ [KM]?i?B +${(BASE + key).replace(/\./g, '\\.')}\n`), `${key} in:\n${r.stdout}`);
     }
   }
   assert.match(r.stdout, /\ndebian-12\.0\.20230710 +metal-os\/20230710\/debian\/12\/img\.tar\.lz4 +would upload +16\.0 MiB +https:\/\/images\.example\.test\/metal-os\/20230710\/debian\/12\/img\.tar\.lz4\n/);
-  assert.match(r.stdout, /\[dry-run\] 8 object\(s\) under metal-os\/20230710\/ would be written; nothing was/);
+  assert.match(r.stdout, /\[dry-run\] 10 object\(s\) under metal-os\/20230710\/ would be written; nothing was/);
 });
 
 test('wrong credentials: a one-line error with the fix, no secret printed', async () => {
@@ -337,7 +341,7 @@ test('an upload killed mid-way never leaves an md5 beside a partial image', asyn
 
   // the next run completes, cleaning up the killed run's unfinished upload
   const r = await publish({ env: envFor({ PUBLISH_PREFIX: prefix }), imagesDir: dir, quiet: true });
-  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded', 'uploaded']);
+  assert.equal(r.objects.map((o) => o.action), ['uploaded', 'uploaded', 'uploaded', 'uploaded', 'uploaded']);
   assert.is(await text(`${key}.md5`), `${next.md5}  img.tar.lz4\n`);
   assert.is(await md5OfObject(key), next.md5);
   const left = await server.client.send(new ListMultipartUploadsCommand({ Bucket: server.bucket, Prefix: key }));

@@ -72,10 +72,11 @@ test('plan: the default layout, the allocation, the names of a run', () => {
   assert.is(Buffer.from(m.userdata, 'base64').toString(), '#cloud-config\n');
   assert.match(rackAdditions()[0]!.content, /^MACAddress=52:54:00:6d:67:6d$/m);
   const n = runNames(4242);
-  assert.equal(n, { tag: 'mrk4242', netns: { leaf1: 'mrk4242-leaf1', leaf2: 'mrk4242-leaf2' }, tap: { leaf1: 'mrk4242l1', leaf2: 'mrk4242l2' } });
+  assert.equal(n, { tag: 'mrk4242', netns: { leaf1: 'mrk4242-leaf1', leaf2: 'mrk4242-leaf2' }, tap: { leaf1: 'mrk4242l1', leaf2: 'mrk4242l2' }, hosts: { tenant: 'mrk4242-tenant', internet: 'mrk4242-internet' } });
   assert.ok(n.tap.leaf1.length <= 15);
   assert.is(ownerOf('mrk4242-leaf2'), 4242);
   assert.is(ownerOf('mrk4242l1'), 4242);
+  assert.is(ownerOf('mrk4242-internet'), 4242);
   assert.is(ownerOf('mrk4242-probe'), null);
   assert.is(ownerOf('eth0'), null);
 });

@@ -19,6 +19,7 @@ function artifactSet(dir: string): void {
   writeFileSync(join(dir, 'img.tar.lz4'), 'image');
   writeFileSync(join(dir, 'img.tar.lz4.md5'), '5b5e3cba0d7d5e1d4bd4c7e4e0d0ae56  img.tar.lz4\n');
   writeFileSync(join(dir, 'packages.txt'), 'ii bash\n');
+  writeFileSync(join(dir, 'img.tar.lz4.spdx.json'), '{}\n');
 }
 
 function refused(fn: () => unknown, message: string): void {

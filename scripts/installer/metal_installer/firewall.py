@@ -858,7 +858,10 @@ def units(inst: Install) -> List[Unit]:
                             "RestartSec=60",
                         ],
                     ),
-                    ("Install", ["WantedBy=multi-user.target"]),
+                    # the SVI is networkd's: started when it appears, also after the boot's device
+                    # timeout (DefaultDeviceTimeoutSec, 90 s; a slow boot in the rack took longer and
+                    # suricata never ran)
+                    ("Install", ["WantedBy=multi-user.target", f"WantedBy=sys-subsystem-net-devices-{svi}.device"]),
                 ],
             ),
             SURICATA,

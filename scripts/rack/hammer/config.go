@@ -24,6 +24,9 @@ type Machine struct {
 	DNSServers  []*DNSServer `json:"dns_servers"`
 	NTPServers  []*NTPServer `json:"ntp_servers"`
 	Userdata    string       `json:"userdata"`
+	// firewalls: the allocation's VPN and firewall rules, passed on as the hammer does
+	VPN           *VPN           `json:"vpn"`
+	FirewallRules *FirewallRules `json:"firewall_rules"`
 }
 
 type Network struct {
@@ -56,14 +59,14 @@ type NTPServer struct {
 }
 
 type VPN struct {
-	Address   *string `yaml:"address"`
-	AuthKey   *string `yaml:"auth_key"`
-	Connected *bool   `yaml:"connected"`
+	Address   *string `json:"address" yaml:"address"`
+	AuthKey   *string `json:"auth_key" yaml:"auth_key"`
+	Connected *bool   `json:"connected" yaml:"connected"`
 }
 
 type FirewallRules struct {
-	Egress  []any `yaml:"egress"`
-	Ingress []any `yaml:"ingress"`
+	Egress  []any `json:"egress" yaml:"egress"`
+	Ingress []any `json:"ingress" yaml:"ingress"`
 }
 
 // InstallerConfig is the hammer's legacy install.yaml, field by field in its order.
@@ -119,18 +122,20 @@ func legacyConfig(m Machine, rootUUID, timestamp, console string) InstallerConfi
 		key += k
 	}
 	return InstallerConfig{
-		Hostname:     m.Hostname,
-		Networks:     m.Networks,
-		MachineUUID:  m.MachineUUID,
-		SSHPublicKey: key,
-		Password:     m.Password,
-		Console:      console,
-		Timestamp:    timestamp,
-		Nics:         onlyNicsWithNeighbors(m.Nics),
-		Role:         m.Role,
-		RootUUID:     rootUUID,
-		DNSServers:   m.DNSServers,
-		NTPServers:   m.NTPServers,
+		Hostname:      m.Hostname,
+		Networks:      m.Networks,
+		MachineUUID:   m.MachineUUID,
+		SSHPublicKey:  key,
+		Password:      m.Password,
+		Console:       console,
+		Timestamp:     timestamp,
+		Nics:          onlyNicsWithNeighbors(m.Nics),
+		VPN:           m.VPN,
+		Role:          m.Role,
+		RootUUID:      rootUUID,
+		FirewallRules: m.FirewallRules,
+		DNSServers:    m.DNSServers,
+		NTPServers:    m.NTPServers,
 	}
 }
 
