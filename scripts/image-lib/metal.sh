@@ -40,3 +40,28 @@ metal_run_hooks() {
     bash "$hook"
   done
 }
+
+# apt's downloads and indexes across builds. The Dockerfiles mount BuildKit cache mounts on
+# /var/cache/apt and /var/lib/apt/lists (RUN --mount=type=cache,...,sharing=locked): what apt
+# writes there stays in the builder's cache and never reaches a layer, so a rebuild after a package
+# list changed fetches only what is new. `metal_apt_cache on` at the start of such a RUN makes apt
+# keep what it downloaded (official Debian and Ubuntu images ship docker-clean, which deletes the
+# .debs after every install), `metal_apt_cache off` at its end restores the image's apt config, so
+# no layer differs from what an uncached build gives. Refuses when the cache mounts are not there:
+# the downloads would then land in the image.
+metal_apt_cache() {
+  local keep=/etc/apt/apt.conf.d/00metal-keep-cache clean=/etc/apt/apt.conf.d/docker-clean aside=/etc/apt/docker-clean.metal-cache
+  case "$1" in
+    on)
+      mountpoint -q /var/cache/apt && mountpoint -q /var/lib/apt/lists \
+        || die "metal_apt_cache on: /var/cache/apt and /var/lib/apt/lists must be cache mounts of this RUN"
+      if [ -e "$clean" ]; then mv "$clean" "$aside"; fi
+      printf '%s\n' 'APT::Keep-Downloaded-Packages "true";' 'Binary::apt::APT::Keep-Downloaded-Packages "true";' > "$keep"
+      ;;
+    off)
+      rm -f "$keep" /var/cache/apt/*.bin
+      if [ -e "$aside" ]; then mv "$aside" "$clean"; fi
+      ;;
+    *) die "metal_apt_cache: on or off, not \"$1\"" ;;
+  esac
+}

@@ -31,6 +31,8 @@ export interface BuildPart {
   date: string;
   version: string;
   seconds: number;
+  /** Who built it: BuildKit through buildx (driver docker: the daemon's embedded BuildKit). */
+  builder?: { name: string; driver: string; buildkit: string; buildx: string };
 }
 
 export interface ExportPart {

@@ -17,7 +17,7 @@ export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, ''
 export const KEYS = [
   // pipeline
   'DRY_RUN', 'METAL_DEBUG', 'SKIP_VM_TEST', 'METAL_ACCEL', 'LZ4_LEVEL', 'EXPORT_WORKERS', 'EXPORT_SOURCE',
-  'DEBIAN_MIRROR', 'METAL_STATE_DIR', 'METAL_IMAGES_DIR', 'VARIANT', 'METAL_OVMF_DIR',
+  'DEBIAN_MIRROR', 'METAL_STATE_DIR', 'METAL_IMAGES_DIR', 'VARIANT', 'METAL_OVMF_DIR', 'BUILDX_BUILDER',
   // make bench
   'BENCH_RUNS', 'BENCH_CANDIDATES',
   // store

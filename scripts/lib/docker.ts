@@ -1,7 +1,12 @@
-// Thin wrappers around the docker CLI. Builds use the classic builder with host networking: Debian's
-// docker.io ships no buildx, and host networking is the only network the build machines have.
+// Thin wrappers around the docker CLI. Builds go through BuildKit with the Dockerfile frontend:
+// `docker buildx build`, the buildx CLI plugin built by `make setup` from the Go module proxy
+// (Debian's docker.io ships none) and linked into the project's own DOCKER_CONFIG, with buildx's
+// `docker` driver: the daemon's embedded BuildKit (dockerd 20.10: BuildKit 0.8, whose built-in
+// Dockerfile frontend has RUN --mount), so the image lands in the daemon's image store, where the
+// export reads it. Host networking is the only network the build machines have.
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { config } from './config.ts';
 import { PreconditionError } from './errors.ts';
 import { processAlive, run, read, stream, spawnDetached, which, type Streaming } from './shell.ts';
 import { provablyAbandoned, self, type Owner } from './ownership.ts';
@@ -18,7 +23,103 @@ export const OWNER_LABELS = {
 } as const;
 export const OWNER_LABEL = OWNER_LABELS.pid;
 
-export const DOCKER_ENV = { DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' };
+/**
+ * The docker CLI config dir of the project's builds (.state/docker): cli-plugins/docker-buildx and
+ * buildx's builder list (buildx/). Only `docker buildx` commands use it; pulls, pushes and every
+ * other docker command keep the user's own config and its registry credentials.
+ */
+export function dockerConfigDir(): string {
+  return join(config().stateDir, 'docker');
+}
+
+/** Where `make setup` links the buildx binary as a docker CLI plugin. */
+export function buildxPluginPath(): string {
+  return join(dockerConfigDir(), 'cli-plugins', 'docker-buildx');
+}
+
+const BUILDX_FIX = 'run `make setup` (builds buildx from scripts/tools/buildx/go.mod and links it into .state/docker/cli-plugins)';
+
+let daemonHost: Promise<string | null> | undefined;
+/**
+ * The daemon the user's docker CLI talks to: DOCKER_HOST, else the endpoint of the current docker
+ * context in the user's own config (the project's DOCKER_CONFIG has no contexts, so without this a
+ * build could go to another daemon than the export's `docker` commands).
+ */
+async function userDockerHost(): Promise<string | null> {
+  if (process.env.DOCKER_HOST) return process.env.DOCKER_HOST;
+  daemonHost ??= run(['docker', 'context', 'inspect', '--format', '{{.Endpoints.docker.Host}}'], { nothrow: true, timeoutMs: 10_000 })
+    .then((r) => (r.code === 0 && r.stdout.trim() ? r.stdout.trim() : null));
+  return daemonHost;
+}
+
+/**
+ * The environment of every `docker buildx` command: the project's DOCKER_CONFIG (the plugin), the
+ * user's daemon, no hints, no default attestations (the docker driver without the containerd image
+ * store cannot keep them, and the image is exported as a tar, not pushed).
+ */
+export async function buildEnv(): Promise<Record<string, string>> {
+  const host = await userDockerHost();
+  return {
+    DOCKER_CONFIG: dockerConfigDir(),
+    DOCKER_CLI_HINTS: 'false',
+    BUILDX_NO_DEFAULT_ATTESTATIONS: '1',
+    ...(host ? { DOCKER_HOST: host } : {}),
+  };
+}
+
+/** The builder of `make <os>`: BUILDX_BUILDER (a builder made with `docker buildx create`), else buildx's default (the docker driver). */
+export function builderName(): string | undefined {
+  return config().env.BUILDX_BUILDER;
+}
+
+export interface BuilderInfo {
+  name: string;
+  driver: string;
+  /** BuildKit's version as the builder reports it (dockerd 20.10: v0.8+unknown). */
+  buildkit: string;
+  buildx: string;
+}
+
+/** Pure: the builder from `docker buildx inspect` output; null when it names no driver or no BuildKit. */
+export function parseBuilderInspect(text: string): Omit<BuilderInfo, 'buildx'> | null {
+  const field = (k: string): string | undefined => new RegExp(`^${k}:[ \\t]*(\\S.*?)\\s*$`, 'm').exec(text)?.[1];
+  const name = field('Name');
+  const driver = field('Driver');
+  const buildkit = field('BuildKit version') ?? field('BuildKit');
+  if (!name || !driver || !buildkit) return null;
+  return { name, driver, buildkit };
+}
+
+let builderInfo: Promise<BuilderInfo> | undefined;
+/**
+ * The buildx plugin is there and the builder answers with BuildKit; else a one-line cause and the
+ * command that fixes it. Cached for the process.
+ */
+export async function requireBuildKit(): Promise<BuilderInfo> {
+  builderInfo ??= (async () => {
+    if (!existsSync(buildxPluginPath())) throw new PreconditionError(`the buildx plugin is missing (${buildxPluginPath()})`, BUILDX_FIX);
+    const env = await buildEnv();
+    const v = await run(['docker', 'buildx', 'version'], { nothrow: true, env, timeoutMs: 20_000 });
+    if (v.code !== 0) throw new PreconditionError(`the buildx plugin does not run: ${lastLine(v.stderr || v.stdout)}`, BUILDX_FIX);
+    const name = builderName();
+    const r = await run(['docker', 'buildx', 'inspect', '--bootstrap', ...(name ? [name] : [])], { nothrow: true, env, timeoutMs: 60_000 });
+    const info = r.code === 0 ? parseBuilderInspect(r.stdout) : null;
+    if (!info) {
+      const cause = r.code === 0 ? 'it reports no BuildKit version' : lastLine(r.stderr || r.stdout);
+      const fix = name
+        ? `check the builder: DOCKER_CONFIG=${dockerConfigDir()} docker buildx inspect ${name} (or unset BUILDX_BUILDER to build on the local daemon)`
+        : 'use a docker daemon with BuildKit (dockerd >= 18.09; `make setup` starts Debian\'s dockerd 20.10)';
+      throw new PreconditionError(`no BuildKit builder${name ? ` "${name}"` : ''} answers: ${cause}`, fix);
+    }
+    return { ...info, buildx: v.stdout.trim().split(/\s+/)[1] ?? v.stdout.trim() };
+  })();
+  builderInfo.catch(() => { builderInfo = undefined; });
+  return builderInfo;
+}
+
+function lastLine(s: string): string {
+  return s.trim().split('\n').pop() ?? '';
+}
 
 const DAEMON_HINT = 'run `make setup` (it starts Debian\'s dockerd) or start dockerd yourself';
 
@@ -40,6 +141,12 @@ export async function requireDaemon(): Promise<void> {
  */
 export async function ensureDaemon(stateDir: string): Promise<string | null> {
   if (await daemonVersion()) return null;
+  // A daemon named by DOCKER_HOST is the user's: starting Debian's dockerd on the default socket
+  // would not make that one answer.
+  const host = process.env.DOCKER_HOST;
+  if (host && host !== 'unix:///var/run/docker.sock' && host !== 'unix:///run/docker.sock') {
+    throw new PreconditionError(`docker daemon at DOCKER_HOST=${host} not reachable`, 'start that daemon, or unset DOCKER_HOST and run `make setup` (it starts Debian\'s dockerd)');
+  }
   const dockerd = await which('dockerd');
   if (!dockerd) throw new PreconditionError('docker daemon not reachable and dockerd is not installed', 'run `make setup` as root (installs docker.io)');
   if (process.getuid?.() !== 0) throw new PreconditionError('docker daemon not reachable, and starting dockerd needs root', 'run `sudo make setup` or start dockerd yourself');
@@ -93,8 +200,13 @@ export interface BuildSpec {
   target?: string;
 }
 
-export function buildArgv(spec: BuildSpec): string[] {
-  const argv = ['docker', 'build', '--network', 'host', '--file', spec.dockerfile, '--tag', spec.tag];
+/**
+ * Pure: the build command. --load puts the image into the local daemon's store, where the export
+ * reads it (the docker driver's default; needed with any other driver, e.g. a remote builder).
+ * --progress plain: the step log (CACHED, DONE <s>) in the build output.
+ */
+export function buildArgv(spec: BuildSpec, builder?: string): string[] {
+  const argv = ['docker', 'buildx', 'build', ...(builder ? ['--builder', builder] : []), '--progress', 'plain', '--load', '--network', 'host', '--file', spec.dockerfile, '--tag', spec.tag];
   for (const [k, v] of Object.entries(spec.buildArgs)) argv.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(spec.labels)) argv.push('--label', `${k}=${v}`);
   if (spec.target) argv.push('--target', spec.target);
@@ -103,7 +215,8 @@ export function buildArgv(spec: BuildSpec): string[] {
 }
 
 export async function build(spec: BuildSpec): Promise<void> {
-  await run(buildArgv(spec), { inherit: true, write: true, env: DOCKER_ENV, hint: `fix ${spec.dockerfile} (the build output above names the failing step)` });
+  await requireBuildKit();
+  await run(buildArgv(spec, builderName()), { inherit: true, write: true, env: await buildEnv(), hint: `fix ${spec.dockerfile} (the build output above names the failing step)` });
 }
 
 /** Pure: the --label arguments naming the owner. */

@@ -1,15 +1,15 @@
 // make setup: everything the pipeline needs on the host, installed on first use, idempotent, and
 // silent when nothing was missing. Debian packages with apt-get, pinned Go tools from
 // scripts/tools/go.mod into .state/bin, and a running docker daemon.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, renameSync, symlinkSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { PreconditionError } from './errors.ts';
 import { run, which } from './shell.ts';
 import { config } from './config.ts';
 import { info } from './log.ts';
 import { APT_TOOLS, APT_FILES, APT_NO_START, GO_TOOLS, goModuleDir, goToolVersion, toolInstalled, type GoTool } from './tools.ts';
 import { buildRackHammer } from '../rack/build.ts';
-import { ensureDaemon } from './docker.ts';
+import { buildxPluginPath, ensureDaemon } from './docker.ts';
 import { ensureLz4Mt, findLz4Mt } from '../export/lz4-mt.ts';
 
 export interface SetupReport {
@@ -75,6 +75,26 @@ async function buildGoTool(tool: GoTool): Promise<string | null> {
   return `built ${tool.name} ${version} (${((performance.now() - t0) / 1000).toFixed(0)}s) -> ${bin}`;
 }
 
+/**
+ * buildx as a docker CLI plugin of the project's DOCKER_CONFIG (.state/docker/cli-plugins), a
+ * relative link to .state/bin/docker-buildx. The user's ~/.docker is not touched.
+ */
+function linkBuildxPlugin(): string | null {
+  const link = buildxPluginPath();
+  const target = relative(dirname(link), goToolPath('docker-buildx'));
+  let current: string | null = null;
+  try {
+    current = readlinkSync(link);
+  } catch {
+    // absent (or not a link: replaced below)
+  }
+  if (current === target) return null;
+  mkdirSync(dirname(link), { recursive: true });
+  rmSync(link, { force: true });
+  symlinkSync(target, link);
+  return `linked the buildx plugin: ${link}`;
+}
+
 /** lz4 >= 1.10 with threads, the export's compressor (the host's lz4 1.9.4 has none). */
 async function buildLz4Threads(): Promise<string | null> {
   if (await findLz4Mt()) return null;
@@ -114,8 +134,9 @@ export async function ensureSetup(opts: { quiet?: boolean; tools?: readonly stri
     if (opts.tools ? !opts.tools.includes(tool.name) : tool.lazy) continue;
     say(await buildGoTool(tool));
   }
+  if (!opts.tools || opts.tools.includes('docker-buildx')) say(linkBuildxPlugin());
   if (!opts.tools) say(await buildLz4Threads());
   if (!opts.tools) say(await buildRackHammer());
-  if (did.length === 0 && !opts.quiet) info('setup: everything is present (Debian packages, Go tools, lz4 1.10, docker daemon)');
+  if (did.length === 0 && !opts.quiet) info('setup: everything is present (Debian packages, Go tools, the buildx plugin, lz4 1.10, docker daemon)');
   return { did };
 }

@@ -85,6 +85,10 @@ export const GO_TOOLS: readonly GoTool[] = [
   // dependency trees do not move the versions above): node_exporter on 9100, tailscale for `vpn`.
   { name: 'node_exporter', pkg: 'github.com/prometheus/node_exporter', module: 'github.com/prometheus/node_exporter', cgo: false, dir: 'firewall', ldflags: '-X github.com/prometheus/common/version.Version={version}' },
   ...['tailscale', 'tailscaled'].map((name) => ({ name, pkg: `tailscale.com/cmd/${name}`, module: 'tailscale.com', cgo: false, dir: 'firewall', ldflags: '' })),
+  // The docker CLI's BuildKit client (scripts/tools/buildx/go.mod, a module of its own: its graph
+  // follows moby and BuildKit). Builds go through it; setup links it as a CLI plugin into the
+  // project's DOCKER_CONFIG (scripts/lib/docker.ts buildxPluginPath).
+  { name: 'docker-buildx', pkg: 'github.com/docker/buildx/cmd/buildx', module: 'github.com/docker/buildx', cgo: false, dir: 'buildx', ldflags: '-X github.com/docker/buildx/version.Version={version} -X github.com/docker/buildx/version.Package=github.com/docker/buildx' },
   // Each in a module of its own (their dependency trees are large and would move the versions
   // above), and built on first use. syft writes every artifact set's SPDX SBOM (scripts/export/sbom.ts).
   { name: 'syft', pkg: 'github.com/anchore/syft/cmd/syft', module: 'github.com/anchore/syft', cgo: false, dir: 'sbom', lazy: true, ldflags: '-X main.version={version}' },

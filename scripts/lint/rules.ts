@@ -41,7 +41,12 @@ export const RULES = {
   duplicate: 'paths that appear twice (the later entry wins)',
   'container-marker': 'container marker files that make systemd believe it runs in a container',
   'host-identity': "hostname, hosts or resolv.conf with content: the build host's (or the base's) would ship",
+  'package-cache': "downloaded packages or package indexes in the image (the build's apt cache mounts keep them out)",
 } as const;
+/** Pure: is a path a downloaded package or an apt package index, which an image must not ship? */
+export function isPackageCache(path: string): boolean {
+  return /^var\/cache\/apt\/archives\/(partial\/)?[^/]+\.deb$/.test(path) || /^var\/lib\/apt\/lists\/[^/]+_(Packages|Sources|InRelease|Release)(\.[a-z0-9]+)?$/.test(path);
+}
 /** Files the installer writes per machine: the image must ship them empty (docker's init layer does). */
 export const HOST_IDENTITY_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf'];
 export type RuleId = keyof typeof RULES;
@@ -183,6 +188,9 @@ export class ContractChecker {
       const dev = kind === 'fifo' ? 'fifo' : `${KIND_NAMES[kind]} ${e.devmajor},${e.devminor}`;
       const under = path.startsWith('dev/') ? ' (at boot /dev is a devtmpfs; leave /dev empty in the image)' : '';
       this.push('warning', 'device', where, `${dev} is written as an empty regular file by the untar${under}`);
+    }
+    if (kind === 'file' && isPackageCache(path)) {
+      this.push('error', 'package-cache', where, 'left by the build: apt downloads and indexes belong in the cache mounts of /var/cache/apt and /var/lib/apt/lists, not in a layer');
     }
     if (path === '.dockerenv' || path === 'run/.containerenv') {
       this.push('warning', 'container-marker', where, 'container marker left by the build: systemd-detect-virt and similar checks take the machine for a container');

@@ -12,7 +12,7 @@ import { GO_TOOLS } from '../lib/tools.ts';
 import { ALWAYS_STAGED_DIRS, bodyBuildArgs, PIPELINE_BUILD_ARGS, stagedFiles } from '../steps/build.ts';
 import { run } from '../lib/shell.ts';
 import {
-  parseDockerfile, stages, varRefs, parseArg, parseEnv, copyOperands, EXPANDED, PREDEFINED_ARGS,
+  parseDockerfile, stages, varRefs, parseArg, parseEnv, copyOperands, mountOptions, EXPANDED, PREDEFINED_ARGS,
   type Dockerfile, type Instruction,
 } from './dockerfile.ts';
 
@@ -46,6 +46,12 @@ export function dockerfileFindings(df: Dockerfile, file: string): Finding[] {
       const from = ins.flags['from'];
       if ((ins.keyword === 'COPY' || ins.keyword === 'ADD') && from !== undefined && !known.has(from.toLowerCase()) && !(/^\d+$/.test(from) && Number(from) < i)) {
         out.push({ check: 'Dockerfile', file, line: ins.line, message: `${ins.keyword} --from=${from} names no earlier stage of this Dockerfile (images from a registry cannot be pulled here)` });
+      }
+      for (const m of ins.mounts) {
+        const mf = mountOptions(m).from;
+        if (mf !== undefined && !known.has(mf.toLowerCase())) {
+          out.push({ check: 'Dockerfile', file, line: ins.line, message: `RUN --mount from=${mf} names no earlier stage of this Dockerfile (images from a registry cannot be pulled here)` });
+        }
       }
     }
     if (s.name) known.add(s.name);

@@ -2,10 +2,13 @@
 // continuations, instructions with their flags, ARG/ENV declarations, COPY/ADD sources and the
 // `$VAR` / `${VAR}` references of every instruction. Pure: text in, data out.
 //
-// It follows the classic builder's rules (the pipeline builds with DOCKER_BUILDKIT=0): comment
-// lines are dropped even inside a continued instruction, a line ending in the escape character
-// (optionally followed by blanks) continues on the next line, and BuildKit-only syntax (heredocs)
-// is reported as an error.
+// It follows the rules of the Dockerfile frontend the pipeline builds with: BuildKit's, as built
+// into Debian's dockerd 20.10 (BuildKit 0.8, Dockerfile syntax 1.2), used without a `# syntax=`
+// line (that line makes BuildKit pull the frontend image docker/dockerfile from a registry, and
+// there is none here: it is an error). Comment lines are dropped even inside a continued
+// instruction, a line ending in the escape character (optionally followed by blanks) continues on
+// the next line. RUN takes --mount (bind, cache, tmpfs, secret, ssh), --network and --security;
+// newer syntax (heredocs, Dockerfile 1.4) is reported as an error.
 
 export const INSTRUCTIONS = [
   'FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT',
@@ -27,6 +30,8 @@ export interface Instruction {
   rest: string;
   /** Leading --name=value flags (COPY --from=..., FROM --platform=...). */
   flags: Record<string, string>;
+  /** RUN: the value of every --mount flag, in order (flags keeps only the last). */
+  mounts: string[];
   /** Exec (JSON array) form, if the arguments are one. */
   json: string[] | null;
   /** 1-based line of the keyword. */
@@ -66,7 +71,9 @@ export function parseDockerfile(text: string): Dockerfile {
     if (key === 'escape') {
       if (m[2] !== '\\' && m[2] !== '`') errors.push({ line: i + 1, message: `invalid escape directive "${m[2]}" (only \\ or \` are allowed)` });
       else escape = m[2];
-    } else if (key !== 'syntax' && key !== 'check') break;
+    } else if (key === 'syntax') {
+      errors.push({ line: i + 1, message: `syntax directive "${m[2]}": BuildKit would pull that frontend image from a registry; the Dockerfile frontend built into dockerd 20.10 needs none` });
+    } else if (key !== 'check') break;
   }
 
   const continues = new RegExp(`${escape === '\\' ? '\\\\' : '`'}[ \\t]*$`);
@@ -118,13 +125,25 @@ function parseInstruction(text: string, line: number, out: Instruction[], errors
     return;
   }
   const flags: Record<string, string> = {};
+  const mounts: string[] = [];
   let rest = args;
   if (['FROM', 'COPY', 'ADD', 'RUN', 'HEALTHCHECK'].includes(keyword)) {
     for (;;) {
       const f = /^--([a-z][a-z-]*)(?:=(\S*))?\s*/.exec(rest);
       if (!f) break;
       flags[f[1]!] = f[2] ?? 'true';
+      if (keyword === 'RUN' && f[1] === 'mount') mounts.push(f[2] ?? '');
       rest = rest.slice(f[0].length);
+    }
+  }
+  if (keyword === 'RUN') {
+    for (const f of Object.keys(flags)) {
+      if (!RUN_FLAGS.includes(f)) errors.push({ line, message: `RUN --${f} is not a flag of the Dockerfile frontend built into dockerd 20.10 (RUN takes --${RUN_FLAGS.join(', --')})` });
+    }
+    for (const m of mounts) {
+      const type = mountOptions(m).type ?? 'bind';
+      if (!MOUNT_TYPES.includes(type)) errors.push({ line, message: `RUN --mount type "${type}" is not one of ${MOUNT_TYPES.join(', ')}` });
+      if (!mountOptions(m).target && !mountOptions(m).dst && !mountOptions(m).destination) errors.push({ line, message: `RUN --mount=${m} has no target` });
     }
   }
   let json: string[] | null = null;
@@ -137,10 +156,25 @@ function parseInstruction(text: string, line: number, out: Instruction[], errors
     }
   }
   if ((keyword === 'RUN' || keyword === 'COPY' || keyword === 'ADD') && /(^|\s)<<-?["']?[A-Za-z_]\w*["']?(\s|$)/.test(rest)) {
-    errors.push({ line, message: `${keyword} uses a heredoc (<<WORD), which the classic builder the pipeline uses does not support` });
+    errors.push({ line, message: `${keyword} uses a heredoc (<<WORD): Dockerfile 1.4 syntax, which the frontend built into dockerd 20.10 does not have` });
   }
   if (keyword === 'SHELL' && !json) errors.push({ line, message: 'SHELL needs the JSON form, e.g. SHELL ["/bin/bash", "-c"]' });
-  out.push({ keyword, args, rest, flags, json, line });
+  out.push({ keyword, args, rest, flags, mounts, json, line });
+}
+
+/** RUN flags of the Dockerfile frontend in dockerd 20.10 (Dockerfile 1.2). */
+export const RUN_FLAGS = ['mount', 'network', 'security'];
+export const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+
+/** Pure: the key=value options of a --mount value (`type=cache,target=/x,sharing=locked`). */
+export function mountOptions(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    out[(eq < 0 ? part : part.slice(0, eq)).toLowerCase()] = eq < 0 ? 'true' : part.slice(eq + 1);
+  }
+  return out;
 }
 
 /**

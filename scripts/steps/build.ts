@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { PreconditionError } from '../lib/errors.ts';
 import { config, ROOT } from '../lib/config.ts';
-import { build as dockerBuild, dockerImageId, type BuildSpec } from '../lib/docker.ts';
+import { build as dockerBuild, dockerImageId, requireBuildKit, type BuildSpec } from '../lib/docker.ts';
 import { isDryRun, read } from '../lib/shell.ts';
 import { record, type BuildContext, type BuildMeta } from '../lib/build-context.ts';
 import { bodyTag, imageTag, kernelTag, FINALIZE_DIR, loadImageDef, type ImageDef } from '../lib/image-def.ts';
@@ -235,11 +235,13 @@ export async function build(ctx: BuildContext): Promise<string> {
     await buildImage(ctx.def, ctx.meta, { dryRun: true });
     return 'DRY_RUN=1: the docker builds above were printed, not run';
   }
+  const builder = await requireBuildKit();
   const b = await buildImage(ctx.def, ctx.meta);
   ctx.tag = b.tag;
   record(ctx, 'build', {
     tag: b.tag, body: b.body, docker_image_id: b.dockerImageId, body_image_id: b.bodyImageId,
     commit: ctx.meta.commit, date: ctx.meta.date, version: ctx.meta.version, seconds: (performance.now() - t0) / 1000,
+    builder,
   });
-  return `${b.tag} ${b.dockerImageId.slice(7, 19)} on ${b.body}`;
+  return `${b.tag} ${b.dockerImageId.slice(7, 19)} on ${b.body}, BuildKit ${builder.buildkit} (buildx ${builder.buildx}, driver ${builder.driver})`;
 }

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PreconditionError } from '../lib/errors.ts';
-import { requireDaemon } from '../lib/docker.ts';
+import { requireBuildKit, requireDaemon } from '../lib/docker.ts';
 import { config } from '../lib/config.ts';
 import { requireTools } from '../lib/tools.ts';
 import type { BuildContext } from '../lib/build-context.ts';
@@ -24,5 +24,6 @@ export async function checkTools(ctx: BuildContext): Promise<string> {
   // The VM test at the end needs the folder's goss spec: say so now, not after the build.
   if (!existsSync(join(def.dir, 'goss.yaml'))) throw new PreconditionError(`${def.os}/goss.yaml does not exist (the VM test runs it)`, `create ${def.os}/goss.yaml (see debian/goss.yaml)`);
   await requireDaemon();
-  return `${PIPELINE_TOOLS.length} host tools, ${def.go_tools.length} Go tools, the docker daemon`;
+  const b = await requireBuildKit();
+  return `${PIPELINE_TOOLS.length} host tools, ${def.go_tools.length} Go tools, the docker daemon, BuildKit ${b.buildkit} (${b.name}, driver ${b.driver})`;
 }

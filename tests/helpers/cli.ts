@@ -10,9 +10,20 @@ export interface CliResult {
   stderr: string;
 }
 
-export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; echo?: boolean; onStdout?: (s: string) => void; signalAfter?: { when: () => boolean; signal: NodeJS.Signals } } = {}): Promise<CliResult> {
+export interface RunOpts { env?: NodeJS.ProcessEnv; echo?: boolean; onStdout?: (s: string) => void; signalAfter?: { when: () => boolean; signal: NodeJS.Signals } }
+
+export function cli(args: string[], opts: RunOpts = {}): Promise<CliResult> {
+  return spawnCaptured(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], opts);
+}
+
+/** `make <args>` in the checkout, as a user types it. */
+export function make(args: string[], opts: RunOpts = {}): Promise<CliResult> {
+  return spawnCaptured('make', args, opts);
+}
+
+function spawnCaptured(cmd: string, argv: string[], opts: RunOpts): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;

@@ -8,18 +8,28 @@ import { existsSync, readFileSync, readdirSync, mkdtempSync, rmSync, mkdirSync, 
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cli } from '../helpers/cli.ts';
-import { ROOT } from '../../scripts/lib/config.ts';
+import { cli, make } from '../helpers/cli.ts';
+import { ROOT, config } from '../../scripts/lib/config.ts';
 import { OWNER_LABEL } from '../../scripts/lib/docker.ts';
 
 const DIR = join(ROOT, 'images', 'debian', '12');
 const sh = (cmd: string): string => execFileSync('bash', ['-o', 'pipefail', '-c', cmd], { encoding: 'utf8', maxBuffer: 64 << 20 });
 
-test('make debian path: build and export succeed', async () => {
-  const r = await cli(['build', 'debian'], { env: { SKIP_VM_TEST: '1' }, echo: true });
+test('make debian: builds with BuildKit (no legacy-builder deprecation notice), exports', async () => {
+  const r = await make(['-s', 'debian', 'SKIP_VM_TEST=1'], { echo: true });
   assert.is(r.code, 0, `build failed:\n${r.stderr.slice(-3000)}`);
   assert.match(r.stdout, /debian-12 \(metal-images\/debian:12\) done in/);
   assert.match(r.stdout, /vm test\s+0\.0\s+\S*\s+skipped \(SKIP_VM_TEST=1\)/);
+  const out = `${r.stdout}\n${r.stderr}`;
+  assert.not.match(out, /DEPRECATED|legacy builder/i, 'the legacy builder\'s deprecation notice is in the output');
+  // BuildKit's plain progress: numbered vertices, the body's two stages and the finalize stage
+  assert.match(out, /^#\d+ \[internal\] load build definition from Dockerfile$/m);
+  assert.match(out, /^#\d+ \[kernel \d+\/\d+\] RUN --mount=type=cache,target=\/var\/cache\/apt,sharing=locked/m);
+  const rec = JSON.parse(readFileSync(join(DIR, 'build.json'), 'utf8'));
+  assert.match(rec.build.builder.buildkit, /^v\d+\.\d+/, 'the record names BuildKit\'s version');
+  assert.is(rec.build.builder.driver, process.env.BUILDX_BUILDER ? rec.build.builder.driver : 'docker');
+  assert.match(rec.build.builder.buildx, /^v\d+\.\d+\.\d+/);
+  assert.match(r.stdout, /check tools .*BuildKit v\d/);
 });
 
 test('artifact set is complete and nothing partial is left', () => {
@@ -75,6 +85,36 @@ test('docker daemon unreachable: exit 3, says so and how to fix', async () => {
   assert.is(r.code, 3);
   assert.match(r.stderr, /^error: docker daemon not reachable$/m);
   assert.match(r.stderr, /fix: run `make setup`/);
+});
+
+test('setup with DOCKER_HOST at a daemon that does not answer: exit 3, starts no dockerd of its own', async () => {
+  const r = await cli(['setup', '--quiet'], { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /^error: docker daemon at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock not reachable$/m);
+  assert.match(r.stderr, /fix: start that daemon, or unset DOCKER_HOST/);
+});
+
+test('missing buildx plugin: exit 3, one-line cause and the fix, nothing built', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'nobuildx-'));
+  try {
+    // a state dir with the Go tools but no .state/docker/cli-plugins/docker-buildx
+    symlinkSync(config().binDir, join(state, 'bin'));
+    const r = await cli(['build', 'debian'], { env: { METAL_STATE_DIR: state, SKIP_VM_TEST: '1' } });
+    assert.is(r.code, 3, r.stderr);
+    assert.match(r.stderr, new RegExp(`^error: the buildx plugin is missing \\(${state}/docker/cli-plugins/docker-buildx\\)$`, 'm'));
+    assert.match(r.stderr, /fix: run `make setup` \(builds buildx/);
+    assert.not.match(r.stdout, /^==> build$/m, 'nothing may be built');
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('a daemon without BuildKit (or a builder that does not answer): exit 3, one-line cause and the fix', async () => {
+  const r = await cli(['build', 'debian'], { env: { BUILDX_BUILDER: 'metal-no-such-builder', SKIP_VM_TEST: '1' } });
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, /^error: no BuildKit builder "metal-no-such-builder" answers: .*$/m);
+  assert.match(r.stderr, /fix: check the builder: DOCKER_CONFIG=.* docker buildx inspect metal-no-such-builder \(or unset BUILDX_BUILDER/);
+  assert.not.match(r.stdout, /^==> build$/m, 'nothing may be built');
 });
 
 test('missing tool: exit 3 naming the tool and the package', async () => {

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ROOT } from '../../scripts/lib/config.ts';
-import { DOCKER_ENV, buildArgv, imageExists } from '../../scripts/lib/docker.ts';
+import { buildArgv, buildEnv, builderName, imageExists, requireBuildKit } from '../../scripts/lib/docker.ts';
 import { FINALIZE_DIR, imageTag, listOsFolders, loadImageDef, type ImageDef } from '../../scripts/lib/image-def.ts';
 import { osYaml } from '../../scripts/steps/build.ts';
 import { run } from '../../scripts/lib/shell.ts';
@@ -84,7 +84,8 @@ async function derive(def: ImageDef, base: string, tag: string, extra: string[] 
     cpSync(join(ROOT, 'scripts', 'installer'), join(ctx, 'installer'), { recursive: true, filter: (src) => !src.includes('__pycache__') });
     writeFileSync(join(ctx, 'installer', 'os.yaml'), osYaml(def));
     writeFileSync(join(ctx, 'Dockerfile'), [`FROM ${base}`, ...extra, ...DOCKERFILE_LINES, ''].join('\n'));
-    await run(buildArgv({ tag, dockerfile: join(ctx, 'Dockerfile'), context: ctx, buildArgs: {}, labels: {} }), { env: DOCKER_ENV });
+    await requireBuildKit();
+    await run(buildArgv({ tag, dockerfile: join(ctx, 'Dockerfile'), context: ctx, buildArgs: {}, labels: {} }, builderName()), { env: await buildEnv() });
   } finally {
     rmSync(ctx, { recursive: true, force: true });
   }

@@ -300,6 +300,22 @@ test('container-marker: /.dockerenv', () => {
   ]);
 });
 
+test('package-cache: .debs and apt lists left in a layer are errors; the empty dirs are not', () => {
+  const msg = 'left by the build: apt downloads and indexes belong in the cache mounts of /var/cache/apt and /var/lib/apt/lists, not in a layer';
+  assert.equal(lint(edit({}, [
+    { path: 'var/cache/apt/archives/partial/', mode: 0o755 },
+    { path: 'var/cache/apt/archives/lock', body: '' },
+    { path: 'var/cache/apt/archives/jq_1.6-2.1_amd64.deb', body: '!<arch>' },
+    { path: 'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4', body: 'x' },
+    { path: 'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease', body: 'x' },
+    { path: 'usr/share/doc/jq/example.deb', body: 'x' },
+  ])).filter((f) => f.rule === 'package-cache'), [
+    err('package-cache', '/var/cache/apt/archives/jq_1.6-2.1_amd64.deb', msg),
+    err('package-cache', '/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4', msg),
+    err('package-cache', '/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease', msg),
+  ]);
+});
+
 test("host-identity: hostname, hosts and resolv.conf ship empty (the build host's must not)", () => {
   const msg = (p: string, n: number): string => `holds ${n} bytes: the image must ship it empty (the installer writes it per machine), or the build host's or the base layer's ${p} reaches every machine (export a container whose docker init layer is there, bootstrap the base without it)`;
   assert.equal(lint(edit({}, [{ path: 'etc/hostname', mode: 0o644, body: 'vm\n' }, { path: 'etc/resolv.conf', mode: 0o644, body: 'nameserver 10.255.255.53\n' }])), [

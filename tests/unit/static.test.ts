@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { ROOT } from '../../scripts/lib/config.ts';
 import { listOsFolders } from '../../scripts/lib/image-def.ts';
-import { parseDockerfile, varRefs, parseArg, parseEnv, copyOperands, stages } from '../../scripts/static/dockerfile.ts';
+import { parseDockerfile, varRefs, parseArg, parseEnv, copyOperands, mountOptions, stages } from '../../scripts/static/dockerfile.ts';
 import {
   checkAll, checkFolder, formatFinding, gossFindings, buildArgFindings, dockerfileFindings, copySourceFindings, expandVars,
   parseShellcheckGcc, sourceExists, type BuildConfig, type ContextLayout,
@@ -52,11 +52,27 @@ parser('syntax errors: unknown instruction, dangling continuation, instruction b
   assert.equal(parseDockerfile('FROM x\nRUNN true\n').errors, [{ line: 2, message: 'unknown instruction "RUNN"' }]);
   assert.equal(parseDockerfile('FROM x\nRUN a \\\n').errors, [{ line: 2, message: 'the last instruction ends with a line continuation and no next line' }]);
   assert.equal(parseDockerfile('FROM x\nRUN <<EOF\nEOF\n').errors, [
-    { line: 2, message: 'RUN uses a heredoc (<<WORD), which the classic builder the pipeline uses does not support' },
+    { line: 2, message: 'RUN uses a heredoc (<<WORD): Dockerfile 1.4 syntax, which the frontend built into dockerd 20.10 does not have' },
     { line: 3, message: 'unknown instruction "EOF"' },
   ]);
   assert.equal(parseDockerfile('FROM x\nSHELL /bin/bash -c\n').errors, [{ line: 2, message: 'SHELL needs the JSON form, e.g. SHELL ["/bin/bash", "-c"]' }]);
   assert.equal(parseDockerfile('# only a comment\n').errors, [{ line: 1, message: 'no FROM instruction' }]);
+});
+
+parser('BuildKit 1.2 rules: RUN --mount kept in order, unknown RUN flags and mount types, a syntax line pulls', () => {
+  const df = parseDockerfile('FROM x AS a\nRUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\\n    --mount=type=cache,target=/var/lib/apt/lists,sharing=locked apt-get update\n');
+  assert.equal(df.errors, []);
+  assert.equal(df.instructions[1]!.mounts, ['type=cache,target=/var/cache/apt,sharing=locked', 'type=cache,target=/var/lib/apt/lists,sharing=locked']);
+  assert.is(df.instructions[1]!.rest, 'apt-get update');
+  assert.equal(mountOptions('type=cache,target=/x,sharing=locked'), { type: 'cache', target: '/x', sharing: 'locked' });
+  assert.equal(parseDockerfile('FROM x\nRUN --link --mount=type=volume,target=/v --mount=type=cache true\n').errors, [
+    { line: 2, message: 'RUN --link is not a flag of the Dockerfile frontend built into dockerd 20.10 (RUN takes --mount, --network, --security)' },
+    { line: 2, message: 'RUN --mount type "volume" is not one of bind, cache, tmpfs, secret, ssh' },
+    { line: 2, message: 'RUN --mount=type=cache has no target' },
+  ]);
+  assert.equal(parseDockerfile('# syntax=docker/dockerfile:1\nFROM x\n').errors, [
+    { line: 1, message: 'syntax directive "docker/dockerfile:1": BuildKit would pull that frontend image from a registry; the Dockerfile frontend built into dockerd 20.10 needs none' },
+  ]);
 });
 
 parser('variable references: braces, defaults, bare names, escapes; the shell skips single quotes', () => {
