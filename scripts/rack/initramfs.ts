@@ -3,7 +3,7 @@
 // kernel needs for virtio disks and NICs, ext4, vfat and efivarfs (from the image's own
 // /lib/modules, so they match the kernel the VM boots). The pure parts (cpio format, ldd output,
 // module order) are unit-tested; buildInitramfs() runs tar and ldd.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '../lib/errors.ts';
 import { run } from '../lib/shell.ts';
@@ -63,16 +63,20 @@ export function parseLdd(output: string): string[] {
 
 /**
  * Pure: the modules to load for `wanted` (names like "ext4"), dependencies first, as paths
- * relative to /lib/modules/<k>/, from modules.dep. Throws naming a module the kernel lacks.
+ * relative to /lib/modules/<k>/, from modules.dep. A module listed in modules.builtin is part of
+ * the kernel itself (Debian 13's 6.12 builds virtio_pci in) and needs nothing loaded. Throws
+ * naming a module the kernel has neither way.
  */
-export function moduleLoadOrder(modulesDep: string, wanted: readonly string[]): string[] {
+export function moduleLoadOrder(modulesDep: string, wanted: readonly string[], modulesBuiltin = ''): string[] {
+  const name = (path: string): string => path.replace(/^.*\//, '').replace(/\.ko(\.\w+)?$/, '').replace(/-/g, '_');
+  const builtin = new Set(modulesBuiltin.split('\n').map((l) => l.trim()).filter(Boolean).map(name));
   const deps = new Map<string, string[]>();
   const byName = new Map<string, string>();
   for (const line of modulesDep.split('\n')) {
     const m = /^([^:]+):\s*(.*)$/.exec(line.trim());
     if (!m) continue;
     deps.set(m[1]!, m[2]!.split(/\s+/).filter(Boolean));
-    byName.set(m[1]!.replace(/^.*\//, '').replace(/\.ko(\.\w+)?$/, '').replace(/-/g, '_'), m[1]!);
+    byName.set(name(m[1]!), m[1]!);
   }
   const order: string[] = [];
   const visit = (path: string): void => {
@@ -81,9 +85,10 @@ export function moduleLoadOrder(modulesDep: string, wanted: readonly string[]): 
     for (const d of [...(deps.get(path) ?? [])].reverse()) visit(d);
     if (!order.includes(path)) order.push(path);
   };
-  for (const name of wanted) {
-    const path = byName.get(name.replace(/-/g, '_'));
-    if (!path) throw new Error(`the image's kernel has no module ${name} (not in modules.dep)`);
+  for (const w of wanted) {
+    const path = byName.get(w.replace(/-/g, '_'));
+    if (!path && builtin.has(w.replace(/-/g, '_'))) continue;
+    if (!path) throw new Error(`the image's kernel has no module ${w} (neither in modules.dep nor in modules.builtin)`);
     visit(path);
   }
   return order;
@@ -137,7 +142,7 @@ export async function buildInitramfs(artifact: string, hammerBin: string, dir: s
   const x = mkdtempSync(join(dir, 'kernel-'));
   try {
     // --no-anchored: members may be named ./boot/... (the hammer's untar takes both forms)
-    await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', '--no-anchored', 'boot/vmlinuz-*', 'usr/lib/modules/*/modules.dep'], {
+    await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', '--no-anchored', 'boot/vmlinuz-*', 'usr/lib/modules/*/modules.dep', 'usr/lib/modules/*/modules.builtin'], {
       hint: `the artifact may be damaged: re-run make export`,
     });
     const boot = join(x, 'boot');
@@ -145,7 +150,9 @@ export async function buildInitramfs(artifact: string, hammerBin: string, dir: s
     if (kernels.length !== 1) throw new PreconditionError(`${artifact} has ${kernels.length} kernels (/boot/vmlinuz-*), the hammer VM boots exactly one`, 'fix the image so that it has one kernel');
     const version = kernels[0]!.slice('vmlinuz-'.length);
     const modRoot = `usr/lib/modules/${version}`;
-    const order = moduleLoadOrder(readFileSync(join(x, modRoot, 'modules.dep'), 'utf8'), [...HAMMER_MODULES, ...extraModules]);
+    const builtinFile = join(x, modRoot, 'modules.builtin');
+    const builtin = existsSync(builtinFile) ? readFileSync(builtinFile, 'utf8') : '';
+    const order = moduleLoadOrder(readFileSync(join(x, modRoot, 'modules.dep'), 'utf8'), [...HAMMER_MODULES, ...extraModules], builtin);
     await run(['tar', '--extract', '--use-compress-program=lz4', '--file', artifact, '--directory', x, '--wildcards', '--no-anchored', ...order.map((m) => `${modRoot}/${m}`)], { hint: 'the artifact may be damaged: re-run make export' });
 
     const entries: CpioEntry[] = [];
