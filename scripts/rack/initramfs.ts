@@ -94,6 +94,14 @@ export function moduleLoadOrder(modulesDep: string, wanted: readonly string[], m
   return order;
 }
 
+/** A module file as plain ELF: .ko as is, .ko.xz / .ko.zst / .ko.gz decompressed. */
+async function plainModule(path: string): Promise<Buffer> {
+  const tool = path.endsWith('.ko.xz') ? 'xz' : path.endsWith('.ko.zst') ? 'zstd' : path.endsWith('.ko.gz') ? 'gzip' : null;
+  if (!tool) return readFileSync(path);
+  const r = await run([tool, '--decompress', '--stdout', path], { hint: `decompressing the kernel module ${path} needs ${tool} (apt-get install ${tool === 'xz' ? 'xz-utils' : tool})`, encoding: 'buffer' });
+  return r.stdoutBuffer!;
+}
+
 /** What the hammer VM needs from the host: the tools the hammer runs, by absolute path. */
 export const HOST_TOOLS = ['/usr/sbin/sgdisk', '/usr/sbin/wipefs', '/usr/sbin/mkfs.vfat', '/usr/sbin/mkfs.ext4', '/usr/sbin/blkid', '/usr/bin/mount', '/usr/sbin/ip'] as const;
 /** Debian packages that provide them (for the precondition message). */
@@ -178,8 +186,10 @@ export async function buildInitramfs(artifact: string, hammerBin: string, dir: s
     for (const l of libs) addFile(l.slice(1), readFileSync(realpathSync(l)), 0o755);
     addFile('etc/mke2fs.conf', readFileSync('/etc/mke2fs.conf'), 0o644);
     addFile('etc/lvm/lvmlocal.conf', Buffer.from(HAMMER_LVMLOCAL), 0o644);
-    const modulePaths = order.map((m) => `lib/modules/${version}/${m}`);
-    for (let i = 0; i < order.length; i++) addFile(modulePaths[i]!, readFileSync(join(x, modRoot, order[i]!)), 0o644);
+    // the hammer hands each file to init_module, which takes plain ELF only: compressed modules
+    // (Debian 13 ships .ko.xz) are decompressed here, on the host
+    const modulePaths = order.map((m) => `lib/modules/${version}/${m.replace(/\.ko\.(xz|zst|gz)$/, '.ko')}`);
+    for (let i = 0; i < order.length; i++) addFile(modulePaths[i]!, await plainModule(join(x, modRoot, order[i]!)), 0o644);
     addFile('etc/rack-hammer/modules', Buffer.from(`${modulePaths.map((p) => `/${p}`).join('\n')}\n`), 0o644);
 
     mkdirSync(dir, { recursive: true });
