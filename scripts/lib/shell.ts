@@ -59,6 +59,7 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
   }
   if (opts.echo) console.log(dim(`$ ${line}`));
   else debug(`$ ${line}`);
+  if (opts.encoding === 'buffer') return runBinary(argv, line, opts);
   const sh = $({
     cwd: opts.cwd,
     env: opts.env ? { ...process.env, ...opts.env } : process.env,
@@ -76,10 +77,35 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
     out = e instanceof ProcessOutput ? e : ProcessOutput.fromError(e as Error);
   }
   const result: RunResult = { code: out.exitCode, stdout: out.stdout, stderr: out.stderr };
-  if (opts.encoding === 'buffer') result.stdoutBuffer = out.buffer();
   if (out.exitCode !== 0 && !opts.nothrow) {
     throw new ToolError(line, out.exitCode, out.signal, tail(out.stderr || out.stdout), opts.hint);
   }
+  return result;
+}
+
+/**
+ * `run` for binary stdout: zx's output is text (its buffer() re-encodes the decoded string, with
+ * stderr mixed in), which corrupts bytes that are not UTF-8 — a decompressed kernel module came
+ * back 93171 bytes instead of 75016. Here stdout is collected as the bytes the process wrote.
+ */
+async function runBinary(argv: readonly string[], line: string, opts: RunOptions): Promise<RunResult> {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: opts.env ? { ...process.env, ...opts.env } : process.env, stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stdin.on('error', () => {});
+  child.stdin.end(opts.input ?? '');
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => {
+    child.once('error', (e) => {
+      err.push(Buffer.from(`${e.message}\n`));
+      res([127, null]);
+    });
+    child.once('close', (c, sig) => res([c, sig]));
+  });
+  const stdoutBuffer = Buffer.concat(out);
+  const result: RunResult = { code, stdout: stdoutBuffer.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBuffer };
+  if (code !== 0 && !opts.nothrow) throw new ToolError(line, code, signal, tail(result.stderr || result.stdout), opts.hint);
   return result;
 }
 
