@@ -523,7 +523,7 @@ test('machine images: machine fixture + Ignition userdata, delivered 0644, after
       assert.is(r.checks.units['frr.service'], 'enabled');
       assert.is(r.files['/etc/metal/userdata.error']?.type, 'missing');
     } catch (e) {
-      throw new Error(`${t.name}: ${(e as Error).message}\n--- installer log ---\n${r.log}`);
+      throw new Error(`${t.name}: ${assertion(e)}\n--- installer log ---\n${r.log}`);
     }
   }
 });
@@ -837,7 +837,7 @@ test('firewall images: firewall fixture: VRFs over EVPN (vtysh --dryrun), nftabl
       else assert.match(services, /not enabled: chrony@vrf104009\.service \(the image has no chrony@\.service template; chrony keeps the image's presets\)/);
       assert.ok(text(r, '/etc/default/grub').includes('\nGRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1"\n'));
     } catch (e) {
-      throw new Error(`${t.name}: ${(e as Error).message}\n--- installer log ---\n${r.log}`);
+      throw new Error(`${t.name}: ${assertion(e)}\n--- installer log ---\n${r.log}`);
     }
   });
 });
@@ -853,10 +853,16 @@ test('firewall images: upstream\'s firewall userdata (Ignition) enables the fire
       assert.match(r.log, /userdata ok \(\d+\.\d+s\): Ignition config \(spec \d+\.\d+\.\d+\) applied \(files stage\)/);
       for (const u of ['firewall-controller.service', 'droptailer.service']) assert.is(r.checks.units[u], 'enabled', u);
     } catch (e) {
-      throw new Error(`${t.name}: ${(e as Error).message}\n--- installer log ---\n${r.log}`);
+      throw new Error(`${t.name}: ${assertion(e)}\n--- installer log ---\n${r.log}`);
     }
   });
 });
+
+/** An assertion's message with what it compared (uvu keeps actual/expected out of the message). */
+function assertion(e: unknown): string {
+  const a = e as Error & { actual?: unknown; expects?: unknown; generated?: boolean };
+  return a.generated ? `${a.message} actual ${JSON.stringify(a.actual)}, expected ${JSON.stringify(a.expects)}` : a.message;
+}
 
 /** Runs the check on every firewall target, so one image's failure does not hide another's result. */
 async function eachFirewall(firewalls: Target[], check: (t: Target) => Promise<void>): Promise<void> {

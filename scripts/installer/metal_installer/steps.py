@@ -343,7 +343,9 @@ def firewall_units(ctx: Context) -> str:
     for f in firewall.extra_files(inst):
         write(f.path, f.text, f.mode)
     for d in firewall.OPERATOR_DIRS:
+        # they hold credentials; an image that ships them arrives 0755 (the hammer's untar)
         os.makedirs(d, mode=0o750, exist_ok=True)
+        os.chmod(d, 0o750)
     missing = [f"{u.program}" for u in units if not os.path.exists(u.program)]
     return f"{len(units)} units in {SYSTEMD_DIR} ({', '.join(u.name for u in units)})" + (f"; the image lacks {', '.join(missing)}" if missing else "")
 
