@@ -183,7 +183,9 @@ async function install(tag: string, installYaml: string, opts: InstallOptions = 
   const r = await run(['docker', 'run', '-i', '--rm', '--network', 'none', ...caps, tag, 'python3', '-c', LOADER], {
     input: JSON.stringify({ driver: DRIVER, request }),
     timeoutMs: 300_000,
+    nothrow: true,
   });
+  if (r.code !== 0) throw new Error(`the installer's driver in ${tag} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
   const out = { ...(JSON.parse(r.stdout) as Omit<Result, 'seconds'>), seconds: (performance.now() - started) / 1000 };
   for (const [name, v] of Object.entries(out.after ?? {})) assert.not.ok(v?.driver_error, `driver step ${name}: ${v?.driver_error}`);
   return out;
