@@ -67,14 +67,18 @@ export function evpnZebraConf(leaf: LeafPlan, evpn: EvpnLeafPlan, port: string):
   ].join('\n');
 }
 
-/** Pure: bgpd of an EVPN leaf: one unnumbered peer (the firewall) for the underlay and EVPN. */
-export function evpnBgpdConf(leaf: LeafPlan, evpn: EvpnLeafPlan, port: string): string {
+/**
+ * Pure: the head every leaf's bgpd.conf starts with (a machine's leaf and a firewall's EVPN
+ * leaf): one unnumbered external peer on `port`, up to `address-family ipv4 unicast` with the
+ * router id and the anycast resolver announced.
+ */
+export function bgpdHead(leaf: LeafPlan, routerId: string, port: string): string[] {
   return [
     `hostname ${leaf.name}`,
     'log stdout informational',
     '!',
     `router bgp ${leaf.asn}`,
-    ` bgp router-id ${evpn.vtep}`,
+    ` bgp router-id ${routerId}`,
     ' no bgp ebgp-requires-policy',
     ' no bgp network import-check',
     ' bgp bestpath as-path multipath-relax',
@@ -82,8 +86,15 @@ export function evpnBgpdConf(leaf: LeafPlan, evpn: EvpnLeafPlan, port: string): 
     ` neighbor ${port} timers 2 8`,
     ' !',
     ' address-family ipv4 unicast',
-    `  network ${evpn.vtep}/32`,
+    `  network ${routerId}/32`,
     `  network ${ANYCAST_DNS}/32`,
+  ];
+}
+
+/** Pure: bgpd of an EVPN leaf: one unnumbered peer (the firewall) for the underlay and EVPN. */
+export function evpnBgpdConf(leaf: LeafPlan, evpn: EvpnLeafPlan, port: string): string {
+  return [
+    ...bgpdHead(leaf, evpn.vtep, port),
     ...evpn.advertise.map((p) => `  network ${p}`),
     `  neighbor ${port} route-map UNDERLAY-OUT out`,
     ' exit-address-family',

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ROOT } from '../lib/config.ts';
 import { PreconditionError } from '../lib/errors.ts';
 import { run, stream, type RunResult, type Streaming } from '../lib/shell.ts';
-import { evpnBgpdConf, evpnSetup, evpnZebraConf, type EvpnLeafPlan } from './evpn.ts';
+import { bgpdHead, evpnBgpdConf, evpnSetup, evpnZebraConf, type EvpnLeafPlan } from './evpn.ts';
 import { ANYCAST_DNS, RACK_DNS_ANSWER, RACK_DNS_NAME, type LeafPlan } from './plan.ts';
 
 export const FRR_DIR = '/usr/lib/frr';
@@ -30,20 +30,7 @@ export function zebraConf(leaf: LeafPlan, port: string): string {
 /** Pure: bgpd's configuration: one unnumbered external peer, the leaf's loopback and the anycast resolver announced. */
 export function bgpdConf(leaf: LeafPlan, port: string): string {
   return [
-    `hostname ${leaf.name}`,
-    'log stdout informational',
-    '!',
-    `router bgp ${leaf.asn}`,
-    ` bgp router-id ${leaf.loopback}`,
-    ' no bgp ebgp-requires-policy',
-    ' no bgp network import-check',
-    ' bgp bestpath as-path multipath-relax',
-    ` neighbor ${port} interface remote-as external`,
-    ` neighbor ${port} timers 2 8`,
-    ' !',
-    ' address-family ipv4 unicast',
-    `  network ${leaf.loopback}/32`,
-    `  network ${ANYCAST_DNS}/32`,
+    ...bgpdHead(leaf, leaf.loopback, port),
     ' exit-address-family',
     ' !',
     ' address-family ipv6 unicast',
