@@ -29,7 +29,7 @@ import { chooseAccel, freePort, gossBinary, rel, renderSpec, sweepStale, VmTestE
 import { sshArgv } from '../vm/ssh.ts';
 import { buildRackHammer } from './build.ts';
 import { buildInitramfs, FIREWALL_HAMMER_MODULES } from './initramfs.ts';
-import { parseBgpSummary, parseLldpNeighbors, parseNeighborRoutes, parsePing, startLeaf, type Leaf } from './leaf.ts';
+import { parseBgpSummary, parseLldpNeighbors, parseNeighborRoutes, parsePing, startLeaf, type Leaf, type LldpNeighbor } from './leaf.ts';
 import { checkNetnsPermission, createNetns, createTap, deleteNetns, deleteTap, hostRoutesVia, moveTapToHost, moveTapToLeaf, sweepRack, waitTapAttached } from './net.ts';
 import { defaultLayout, DISK_MIB, FIREWALL, firewallPlan, firewallRackAdditions, LEAVES, machinePlan, MACHINE, MGMT_MAC, rackAdditions, RACK_DNS_NAME, ANYCAST_DNS, runNames } from './plan.ts';
 import { evpnLeaves } from './evpn.ts';
@@ -132,6 +132,18 @@ function startQemu(argv: string[]): QemuRun {
       await Promise.race([exit, deadline(5000)]);
     },
   };
+}
+
+/** The leaf's LLDP neighbour on its port (up to 30 s for the first frame), and its `show bgp summary`, also saved to `file`. */
+async function leafLldpAndSummary(leaf: Leaf, file: string): Promise<{ lldp: LldpNeighbor | null; summaryText: string }> {
+  let lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
+  for (let i = 0; i < 15 && !lldp; i++) {
+    await sleep(2000);
+    lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
+  }
+  const summaryText = (await leaf.vtysh('show bgp summary')).stdout;
+  writeFileSync(file, summaryText);
+  return { lldp, summaryText };
 }
 
 function tailOf(path: string, n = 40): string[] {
@@ -387,13 +399,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
             peers = parseBgpSummary((await leaf.vtysh('show bgp summary json')).stdout || '{}');
           }
           const routes = parseNeighborRoutes((await leaf.vtysh(`show bgp ipv4 unicast neighbors ${leaf.port} routes json`)).stdout || '{}');
-          let lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
-          for (let i = 0; i < 15 && !lldp; i++) {
-            await sleep(2000);
-            lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
-          }
-          const summaryText = (await leaf.vtysh('show bgp summary')).stdout;
-          writeFileSync(join(logDir, `boot${n}-${leaf.plan.name}-show-bgp-summary.txt`), summaryText);
+          const { lldp, summaryText } = await leafLldpAndSummary(leaf, join(logDir, `boot${n}-${leaf.plan.name}-show-bgp-summary.txt`));
           const p = peers.find((x) => x.peer === leaf.port);
           const lp = `${pre}${leaf.plan.name}.`;
           checks.push({ id: `${lp}bgp-established`, ok: p?.state === 'Established', detail: `${leaf.port}: ${p?.state ?? 'no peer'}` });
@@ -451,13 +457,7 @@ export async function runProvisionTest(def: ImageDef, dir: string, o: ProvisionO
         } catch {
           /* reported below */
         }
-        let lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
-        for (let i = 0; i < 15 && !lldp; i++) {
-          await sleep(2000);
-          lldp = (await leaf.lldpNeighbors()).find((x) => x.port === leaf.port) ?? null;
-        }
-        const summaryText = (await leaf.vtysh('show bgp summary')).stdout;
-        writeFileSync(join(logDir, `boot${n}-${leaf.plan.name}-show-bgp-summary.txt`), summaryText);
+        const { lldp, summaryText } = await leafLldpAndSummary(leaf, join(logDir, `boot${n}-${leaf.plan.name}-show-bgp-summary.txt`));
         const p = peers.find((x) => x.peer === leaf.port);
         const lp = `${pre}${leaf.plan.name}.`;
         checks.push({ id: `${lp}bgp-established`, ok: p?.state === 'Established', detail: `${leaf.port}: ${p?.state ?? 'no peer'}` });
