@@ -64,14 +64,16 @@ check: $(NODE_STAMP)
 ci-matrix: $(NODE_STAMP)
 	@$(CLI) ci-matrix
 
+# The suites run through tests/helpers/run-suite.ts: uvu, plus every failure repeated after the
+# summary (CI's log may keep only the tail).
 test-unit: $(NODE_STAMP)
 	npx tsc --noEmit
-	node --import tsx node_modules/uvu/bin.js tests/unit '\.test\.ts$$'
+	node --import tsx tests/helpers/run-suite.ts tests/unit
 	python3 -B -m unittest discover -s tests/installer
 
 test-integration: $(NODE_STAMP)
 	@$(CLI) setup --quiet
-	node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'
+	node --import tsx tests/helpers/run-suite.ts tests/integration
 
 # setup first: the unit suites use host tools it installs (nft for the firewall rulesets)
 test: $(NODE_STAMP)
@@ -81,7 +83,7 @@ test: $(NODE_STAMP)
 # Builds and boots every image that can be built here; slower than `make test`.
 test-slow: $(NODE_STAMP)
 	@$(CLI) setup --quiet
-	METAL_SLOW=1 node --import tsx node_modules/uvu/bin.js tests/integration '\.test\.ts$$'
+	METAL_SLOW=1 node --import tsx tests/helpers/run-suite.ts tests/integration
 
 # Anything else is a typo or an OS folder that does not exist.
 Makefile package-lock.json: ;
