@@ -1,12 +1,12 @@
 // uvu's failure blocks, found in its output (tests/helpers/run-suite.ts repeats them at the end).
+import { plain } from './text.ts';
 
 /** uvu's header of a failure: `   FAIL  "<test name>"` (its suite's name may stand before the quote). */
 const HEADER = /^ {3}FAIL {2}.*"$/;
 
 /** Pure: the failure blocks of a uvu run's output (ANSI colours removed), in order. */
 export function failureBlocks(output: string): string[] {
-  // eslint-disable-next-line no-control-regex
-  const lines = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
+  const lines = plain(output).split('\n');
   const blocks: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!HEADER.test(lines[i]!)) continue;

@@ -20,6 +20,7 @@ import { defaultLayout } from '../../scripts/rack/plan.ts';
 import { parse } from 'yaml';
 import { referenceFile } from '../helpers/reference.ts';
 import { ensureDebianArtifact } from '../helpers/debian.ts';
+import { plain } from '../helpers/text.ts';
 
 // the shared Debian fixture, built by its named helper if missing (no dependency on file order)
 test.before(async () => {
@@ -134,7 +135,6 @@ test('the hammer\'s untar (archiver v2.1.0) loses exactly what the lint warns ab
 /** The CLI's output without terminal colours. */
 async function cli(extra: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const r = await run([...prefix, ...CLI, ...extra], { cwd: ROOT, nothrow: true, env, timeoutMs: 1_200_000 });
-  const plain = (t: string): string => t.replace(/\x1b\[[0-9;]*m/g, '');
   return { code: r.code, stdout: plain(r.stdout), stderr: plain(r.stderr) };
 }
 

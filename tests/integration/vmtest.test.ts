@@ -18,6 +18,7 @@ import { checkWithGoss } from '../../scripts/vm/check.ts';
 import { probeBoot, VmTestError } from '../../scripts/vm/vm.ts';
 import { installVars } from '../../scripts/vm/install-vars.ts';
 import { ensureDebianArtifact } from '../helpers/debian.ts';
+import { plain } from '../helpers/text.ts';
 
 // the shared Debian fixture, built by its named helper if missing (no dependency on file order)
 test.before(async () => {
@@ -35,7 +36,6 @@ const CLI = [process.execPath, '--import', 'tsx', 'scripts/cli.ts', 'vmtest', 'd
 /** The CLI's output without terminal colours. */
 async function cli(extra: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const r = await run([...CLI, ...extra], { cwd: ROOT, nothrow: true, env });
-  const plain = (t: string): string => t.replace(/\x1b\[[0-9;]*m/g, '');
   return { code: r.code, stdout: plain(r.stdout), stderr: plain(r.stderr) };
 }
 

@@ -18,7 +18,7 @@ test('a failing suite ends with its failures, after uvu\'s summary, and exits 1'
   assert.match(run.stdout, /Total:\s+5/);
 });
 
-test('failureBlocks: one block per FAIL header, up to the blank line', () => {
+test('failureBlocks: one block per FAIL header, its indented and empty lines up to the next header or unindented line', () => {
   const out = '\x1b[1m   FAIL  "a"\x1b[22m\n    Expected 1\n\n        ++1 (Expected)\n    at x\n\n   FAIL  "b"\n    boom\n\n\nnext.test.ts\n  Total: 2\n';
   assert.equal(failureBlocks(out), ['   FAIL  "a"\n    Expected 1\n\n        ++1 (Expected)\n    at x', '   FAIL  "b"\n    boom']);
   assert.equal(failureBlocks('FAIL: not uvu\n   FAIL  not quoted\n'), []);
